@@ -1,0 +1,250 @@
+"""Typed configuration: params.yaml parsed into frozen dataclasses that fail before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+_STRICT = ConfigDict(extra="forbid")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
+Alpha = Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
+AugmentOps = tuple[dict[str, Any], ...]
+
+
+class ConfigError(ValueError):
+    """A params.yaml value is missing, unknown, mistyped or out of range."""
+
+
+def _field(factory):
+    return dataclasses.field(default_factory=factory)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SyntheticConfig:
+    """Size of the generated offline datasets."""
+
+    pets_images: Annotated[int, Field(ge=30, le=20000)] = 600
+    pets_min_side: Annotated[int, Field(ge=64, le=1024)] = 128
+    pets_max_side: Annotated[int, Field(ge=64, le=1024)] = 256
+    flowers_per_class: Annotated[int, Field(ge=10, le=5000)] = 100
+
+    @model_validator(mode="after")
+    def _sides(self):
+        if self.pets_min_side > self.pets_max_side:
+            raise ValueError("pets_min_side must not exceed pets_max_side")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SplitFractions:
+    """Train/val/test fractions of a dataset with no official split (tf_flowers)."""
+
+    train: Fraction = 0.8
+    val: Fraction = 0.1
+    test: Fraction = 0.1
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {self.train + self.val + self.test:g}")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class DataConfig:
+    """Where the images come from and how they are split."""
+
+    source: Literal["synthetic", "directory", "tfds"] = "synthetic"
+    pets_dir: str | None = None
+    flowers_dir: str | None = None
+    val_fraction: Fraction = 0.2
+    flowers_split: SplitFractions = _field(SplitFractions)
+    max_image_side: Annotated[int, Field(ge=64, le=8192)] = 1024
+    synthetic: SyntheticConfig = _field(SyntheticConfig)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EncoderConfig:
+    """A MobileNetV2 backbone: ImageNet weights or none, width multiplier, frozen or not."""
+
+    weights: Literal["imagenet"] | None = None
+    alpha: Alpha = 0.35
+    trainable: bool = True
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SegmentationConfig:
+    """U-Net training on Oxford-IIIT Pet trimaps."""
+
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)] = 128
+    encoder: EncoderConfig = _field(EncoderConfig)
+    decoder_dropout: Probability = 0.0
+    border_weight: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 8
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
+    learning_rate: LearningRate = 0.001
+    shuffle_buffer: PositiveInt = 1000
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ClassifierConfig:
+    """Flowers classifier: backbone + head."""
+
+    backbone: Literal["small_cnn", "mobilenet_v2"] = "small_cnn"
+    image_size: Annotated[int, Field(ge=32, le=1024)] = 128
+    encoder: EncoderConfig = _field(EncoderConfig)
+    filters: tuple[PositiveInt, ...] = (16, 32, 64)
+    dense_units: PositiveInt = 128
+    dropout: Probability = 0.2
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 10
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    learning_rate: LearningRate = 0.001
+    shuffle_buffer: PositiveInt = 1000
+
+
+@dataclass(frozen=True, config=_STRICT)
+class AugmentConfig:
+    """Augmentation pipelines; each op is a mapping with an `op` name and its arguments."""
+
+    placement: Literal["model", "dataset"] = "dataset"
+    offline_copies: Annotated[int, Field(ge=0, le=100)] = 0
+    classifier: AugmentOps = ({"op": "random_flip", "mode": "horizontal"},)
+    segmentation: AugmentOps = ({"op": "flip", "mode": "horizontal"},)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class DetectionConfig:
+    """Sliding-window detection over the classifier, and its evaluation set."""
+
+    classifier: Literal["pipeline", "imagenet"] = "pipeline"
+    strategy: Literal["crops", "feature_crops", "dense"] = "feature_crops"
+    upscale: Annotated[float, Field(ge=1.0, le=8.0)] = 2.0
+    stride: Annotated[int, Field(gt=0, le=1024)] = 32
+    num_images: Annotated[int, Field(ge=0, le=10000)] = 40
+    canvas_size: Annotated[int, Field(ge=32, le=4096)] = 256
+    min_objects: Annotated[int, Field(ge=1, le=16)] = 2
+    max_objects: Annotated[int, Field(ge=1, le=16)] = 4
+    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
+    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.55
+    score_threshold: Probability = 0.5
+    nms_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+    imagenet_alpha: Alpha = 0.35
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.min_objects > self.max_objects:
+            raise ValueError("min_objects must not exceed max_objects")
+        if self.min_object_scale > self.max_object_scale:
+            raise ValueError("min_object_scale must not exceed max_object_scale")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
+    data: DataConfig = _field(DataConfig)
+    segmentation: SegmentationConfig = _field(SegmentationConfig)
+    classifier: ClassifierConfig = _field(ClassifierConfig)
+    augment: AugmentConfig = _field(AugmentConfig)
+    detection: DetectionConfig = _field(DetectionConfig)
+
+    @model_validator(mode="after")
+    def _window_fits(self):
+        upscaled = int(self.detection.canvas_size * self.detection.upscale)
+        if self.classifier.image_size > upscaled:
+            raise ValueError(
+                f"detection: the window (classifier.image_size={self.classifier.image_size}) is larger than the "
+                f"upscaled image (detection.canvas_size * detection.upscale = {upscaled}); raise "
+                "detection.upscale or detection.canvas_size, or lower classifier.image_size"
+            )
+        return self
+
+
+_ADAPTER = TypeAdapter(Params)
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "unexpected_keyword_argument":
+            msg = "unknown key (check its spelling against the params.yaml shipped with visionflow)"
+        elif err["type"] == "missing_keyword_argument":
+            msg = "missing"
+        elif err["type"] in {"float_type", "int_type"} and isinstance(err.get("input"), str):
+            msg += " (YAML reads 1e-3 as text: write 0.001 or 1.0e-3)"
+        if err["type"] == "value_error":  # a cross-field check: its message names the keys
+            lines.append(f"  {key + ': ' if key else ''}{msg}")
+        else:
+            lines.append(f"  {key}: {msg} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _check_augment(params: Params) -> None:
+    from visionflow.augment.spec import validate_ops  # pure Python, no TensorFlow import
+
+    for kind in ("classifier", "segmentation"):
+        ops = getattr(params.augment, kind)
+        try:
+            validate_ops(ops, kind=kind)
+        except ValueError as exc:
+            raise ConfigError(f"augment.{kind}: {exc}") from None
+
+
+def parse_params(raw: dict[str, Any] | None, source: str = "params") -> Params:
+    """Validate a params mapping; raise ConfigError naming every bad key."""
+    try:
+        params = _ADAPTER.validate_json(json.dumps(raw or {}), strict=True)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+    except TypeError as exc:  # values YAML can hold but JSON cannot (dates, sets)
+        raise ConfigError(f"{source}: {exc}") from None
+    _check_augment(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (run from the repository root or pass --params)")
+    with path.open() as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_params(raw, source=str(path))
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    """Plain nested dict of a config (for logging)."""
+    return dataclasses.asdict(params)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, for MLflow params."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,1 @@
+"""Data sources: synthetic generators, release-layout parsers, TFDS builders, data reports."""
