@@ -1,0 +1,117 @@
+"""Flowers classifier built as backbone + head, so detection can run the backbone once per image."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+from keras import layers
+
+from visionflow.config import ClassifierConfig
+from visionflow.models.weights import mobilenet_v2
+
+_PROBE_SIDE = 1024  # symbolic input side used to read a backbone's stride (no computation runs)
+
+
+def _small_cnn_backbone(cfg: ClassifierConfig) -> keras.Model:
+    inputs = keras.Input((None, None, 3), name="image")
+    # Inputs are already in [0, 1], the range the reference's Rescaling(1/255) produced: identity, kept
+    # so that every backbone owns its input scaling.
+    x = layers.Rescaling(1.0, name="rescaling")(inputs)
+    for filters in cfg.filters:
+        # Conv block: (B, H, W, .) -> (B, H/2, W/2, filters)
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    return keras.Model(inputs, x, name="backbone")
+
+
+def _mobilenet_backbone(cfg: ClassifierConfig) -> keras.Model:
+    size = cfg.image_size
+    param = "classifier.encoder"
+    if cfg.encoder.weights is None:
+        base = mobilenet_v2((None, None, 3), cfg.encoder, param, name="mobilenet_v2")
+    else:
+        # Keras picks the ImageNet file by input size (96..224); load the one matching S, then move the
+        # weights into a size-agnostic copy (same layers, so the same weight list).
+        fixed = mobilenet_v2((size, size, 3), cfg.encoder, param)
+        base = mobilenet_v2((None, None, 3), dataclasses.replace(cfg.encoder, weights=None), param, "mobilenet_v2")
+        base.set_weights(fixed.get_weights())
+    base.trainable = cfg.encoder.trainable
+    inputs = keras.Input((None, None, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)  # MobileNetV2 expects [-1, 1]
+    x = base(x)  # (B, H/32, W/32, C)
+    return keras.Model(inputs, x, name="backbone")
+
+
+def build_backbone(cfg: ClassifierConfig) -> keras.Model:
+    """Fully convolutional feature extractor named "backbone": (B, H, W, 3) in [0, 1] -> (B, H/s, W/s, C)."""
+    if cfg.backbone == "small_cnn":
+        return _small_cnn_backbone(cfg)
+    return _mobilenet_backbone(cfg)
+
+
+def build_head(cfg: ClassifierConfig, feature_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    """Head named "head": the backbone's feature map of one SxS image -> num_classes logits."""
+    features = keras.Input(feature_shape, name="features")
+    if cfg.backbone == "small_cnn":
+        x = layers.Flatten()(features)  # (B, h*w*C)
+        x = layers.Dense(cfg.dense_units, activation="relu")(x)
+    else:
+        x = layers.GlobalAveragePooling2D()(features)  # (B, C)
+    x = layers.Dropout(cfg.dropout)(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(features, logits, name="head")
+
+
+def build_classifier(
+    cfg: ClassifierConfig, num_classes: int, augmentation: keras.layers.Layer | None = None
+) -> keras.Model:
+    """Classifier named "classifier": (S, S, 3) in [0, 1] -> [augmentation] -> backbone -> head -> logits."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes: got {num_classes}; a classifier needs at least 2 classes")
+    size = cfg.image_size
+    if cfg.backbone == "small_cnn" and size < 2 ** len(cfg.filters):
+        raise ValueError(
+            f"classifier.image_size: {size} is too small for {len(cfg.filters)} pooling steps "
+            f"(classifier.filters={list(cfg.filters)}); raise it to at least {2 ** len(cfg.filters)} "
+            "or use fewer filters"
+        )
+    backbone = build_backbone(cfg)
+    feature_shape = tuple(backbone.compute_output_shape((None, size, size, 3))[1:])  # (S/s, S/s, C)
+    head = build_head(cfg, feature_shape, num_classes)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = augmentation(inputs) if augmentation is not None else inputs
+    logits = head(backbone(x))  # (B, S/s, S/s, C) -> (B, num_classes)
+    return keras.Model(inputs, logits, name="classifier")
+
+
+def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """The (backbone, head) sub-models of a classifier, sharing its weights."""
+    names = {layer.name: layer for layer in model.layers}
+    parts = tuple(names.get(name) for name in ("backbone", "head"))
+    if not all(isinstance(part, keras.Model) for part in parts):
+        raise ValueError(
+            f"model {model.name!r} has no sub-models named 'backbone' and 'head' (it has "
+            f"{sorted(names)}); detection.classifier needs a classifier built by "
+            "visionflow.models.build_classifier (the classifier stage's output)"
+        )
+    return parts  # type: ignore[return-value]
+
+
+def feature_stride(backbone: keras.Model) -> int:
+    """How many input pixels one feature-map cell of `backbone` spans (8 for small_cnn 16/32/64, 32 for MobileNetV2)."""
+    out = backbone.compute_output_shape((None, _PROBE_SIDE, _PROBE_SIDE, 3))
+    if out[1] is None or out[1] < 1 or _PROBE_SIDE % out[1]:
+        raise ValueError(
+            f"backbone {backbone.name!r}: no fixed stride ({_PROBE_SIDE}px input gives a {out[1]}-cell map)"
+        )
+    return _PROBE_SIDE // out[1]
+
+
+def compile_classifier(model: keras.Model, cfg: ClassifierConfig) -> None:
+    """Adam + sparse cross-entropy on logits + accuracy."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )

@@ -1,0 +1,111 @@
+"""U-Net for pet trimaps: the TensorFlow segmentation tutorial's MobileNetV2 encoder + pix2pix decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import keras
+from keras import layers
+
+from visionflow.config import SegmentationConfig
+from visionflow.models.weights import mobilenet_v2
+
+# Encoder activations the decoder concatenates, at strides 2, 4, 8, 16 and 32 (the reference's choice).
+SKIP_LAYERS = (
+    "block_1_expand_relu",  # S/2
+    "block_3_expand_relu",  # S/4
+    "block_6_expand_relu",  # S/8
+    "block_13_expand_relu",  # S/16
+    "block_16_project",  # S/32
+)
+# Reference (pix2pix) decoder: one upsampling block per skip from S/32 back to S/2, with these widths.
+DECODER_FILTERS = (512, 256, 128, 64)
+DECODER_KERNEL = 3
+BORDER_CLASS = 2  # trimap classes after `mask -= 1`: 0 pet, 1 background, 2 border
+
+
+def upsample(filters: int, size: int, dropout: float = 0.0, name: str | None = None) -> keras.Sequential:
+    """pix2pix upsample block: stride-2 Conv2DTranspose -> BatchNorm -> (Dropout) -> ReLU."""
+    block = [
+        layers.Conv2DTranspose(
+            filters,
+            size,
+            strides=2,
+            padding="same",
+            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02),
+            use_bias=False,
+        ),
+        layers.BatchNormalization(),
+    ]
+    if dropout > 0:
+        block.append(layers.Dropout(dropout))
+    block.append(layers.ReLU())
+    return keras.Sequential(block, name=name)
+
+
+def build_encoder(cfg: SegmentationConfig) -> keras.Model:
+    """MobileNetV2 as a sub-model named "encoder" whose outputs are the five skips, S/2 .. S/32."""
+    size = cfg.image_size
+    base = mobilenet_v2((size, size, 3), cfg.encoder, param="segmentation.encoder")
+    outputs = [base.get_layer(name).output for name in SKIP_LAYERS]
+    encoder = keras.Model(base.input, outputs, name="encoder")
+    encoder.trainable = cfg.encoder.trainable
+    return encoder
+
+
+def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
+    """U-Net mapping (S, S, 3) images in [0, 1] to (S, S, num_classes) logits."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes: got {num_classes}; a segmentation model needs at least 2 classes")
+    size = cfg.image_size
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)  # MobileNetV2 expects [-1, 1]
+    skips = build_encoder(cfg)(x)  # (B, S/2 .. S/32, ., C_i)
+    x = skips[-1]  # (B, S/32, S/32, C)
+    for i, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips[:-1]))):
+        # Double the resolution, then join the encoder's features at that resolution.
+        x = upsample(filters, DECODER_KERNEL, cfg.decoder_dropout, name=f"upsample_{i}")(x)
+        x = layers.Concatenate(name=f"skip_{i}")([x, skip])
+    # Last stride-2 step back to full size: (B, S/2, S/2, .) -> (B, S, S, num_classes)
+    logits = layers.Conv2DTranspose(num_classes, DECODER_KERNEL, strides=2, padding="same", name="logits")(x)
+    return keras.Model(inputs, logits, name="unet")
+
+
+def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int) -> None:
+    """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits + accuracy."""
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"steps_per_epoch: got {steps_per_epoch}; the training split must give at least one batch "
+            "(lower segmentation.batch_size or add data)"
+        )
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+    if cfg.lr_schedule == "cosine":
+        # Decays to 0 by the last step of the last epoch (Keras' default floor, alpha=0).
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def pixel_weights(mask: tf.Tensor, border_weight: float) -> tf.Tensor:
+    """Per-pixel sample weights, same shape as `mask`: `border_weight` on the border class, 1 elsewhere."""
+    if not border_weight > 0:
+        raise ValueError(f"segmentation.border_weight: got {border_weight}; it must be a positive loss weight")
+    mask = tf.convert_to_tensor(mask)
+    is_border = tf.equal(tf.cast(mask, tf.int32), BORDER_CLASS)
+    return tf.where(is_border, tf.constant(border_weight, tf.float32), tf.constant(1.0, tf.float32))
+
+
+def predict_mask(
+    model: keras.Model, images: np.ndarray | tf.Tensor | tf.data.Dataset, batch_size: int = 32
+) -> np.ndarray:
+    """Class index per pixel, (B, S, S) int32: argmax of the model's logits (the tutorial's create_mask).
+
+    `images` is a (B, S, S, 3) array or a batched tf.data.Dataset (its batching wins over `batch_size`).
+    """
+    logits = model.predict(images, batch_size=batch_size, verbose=0)  # (B, S, S, K)
+    return np.argmax(logits, axis=-1).astype(np.int32)  # (B, S, S)

@@ -1,0 +1,50 @@
+"""ImageNet MobileNetV2 through Keras' own cache, with a clear error when the weights cannot be had."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from visionflow.config import EncoderConfig
+
+# The input sizes Keras publishes MobileNetV2 ImageNet weights for; any other size gets the 224 ones.
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+_FETCH_FAILURE = "URL fetch failure on"  # how keras.utils.get_file words a failed HTTP/URL fetch
+
+
+class WeightsUnavailableError(ValueError):
+    """ImageNet weights were asked for but are neither in the Keras cache nor downloadable."""
+
+
+def _weights_file(input_shape: tuple[int | None, int | None, int], alpha: float) -> str:
+    rows, cols = input_shape[0], input_shape[1]
+    size = rows if rows == cols and rows in IMAGENET_SIZES else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
+
+
+def is_fetch_failure(exc: Exception) -> bool:
+    # keras.utils.get_file turns urllib's HTTPError/URLError into a bare `Exception` with this prefix;
+    # anything else (a corrupt file, a bug) must surface as itself.
+    return type(exc) is Exception and str(exc).startswith(_FETCH_FAILURE)
+
+
+def mobilenet_v2(
+    input_shape: tuple[int | None, int | None, int], encoder: EncoderConfig, param: str, name: str | None = None
+) -> keras.Model:
+    """MobileNetV2 without top as `encoder` says; `param` (e.g. segmentation.encoder) names it in errors."""
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=input_shape, include_top=False, weights=encoder.weights, alpha=encoder.alpha, name=name
+        )
+    except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception for a failed fetch; filtered below
+        if not is_fetch_failure(exc):
+            raise
+        home = os.environ.get("KERAS_HOME", "unset, so ~/.keras")
+        raise WeightsUnavailableError(
+            f"{param}.weights: 'imagenet' asks for ImageNet MobileNetV2 weights "
+            f"({_weights_file(input_shape, encoder.alpha)}), which are not in the Keras cache and could not "
+            f"be downloaded ({exc}). Set {param}.weights to null to train from scratch, or put that file "
+            f"under $KERAS_HOME/models (KERAS_HOME={home}; Keras reads KERAS_HOME when it is first imported "
+            "and uses it only if the directory is writable)."
+        ) from exc
