@@ -1,0 +1,111 @@
+"""detection.classifier: imagenet — species grouping, pet boxes from trimaps, the offline error, the split."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras.src.utils import file_utils
+
+from visionflow.config import ConfigError, DetectionConfig
+from visionflow.detection import build_canvases, strategy_scores
+from visionflow.detection.imagenet import (
+    SPECIES,
+    build_imagenet_classifier,
+    group_species,
+    load_pet_objects,
+    pet_box_from_trimap,
+    split_imagenet_top,
+)
+from visionflow.models import WeightsUnavailableError
+
+
+def test_species_grouping_sums_dog_and_cat_classes():
+    probs = np.zeros((7, 1000), np.float32)
+    for row, cls in enumerate([151, 268, 281, 285, 150, 269, 286]):
+        probs[row, cls] = 1.0
+    np.testing.assert_array_equal(
+        group_species(probs).numpy(), [[0, 1], [0, 1], [1, 0], [1, 0], [0, 0], [0, 0], [0, 0]]
+    )
+    rng = np.random.default_rng(0)
+    mixed = rng.dirichlet(np.ones(1000), size=3).astype(np.float32)
+    got = group_species(mixed).numpy()
+    np.testing.assert_allclose(got[:, SPECIES.index("cat")], mixed[:, 281:286].sum(1), rtol=1e-5)
+    np.testing.assert_allclose(got[:, SPECIES.index("dog")], mixed[:, 151:269].sum(1), rtol=1e-5)
+
+
+def test_pet_box_covers_pet_and_border_pixels_only():
+    trimap = np.full((20, 30), 2, np.uint8)  # background
+    trimap[5:12, 8:20] = 3  # border around ..
+    trimap[6:11, 9:19] = 1  # .. the pet
+    trimap[0, 0] = 2
+    np.testing.assert_array_equal(pet_box_from_trimap(trimap), [5, 8, 12, 20])
+    trimap[15, 25] = 1  # a stray pet pixel widens the box
+    np.testing.assert_array_equal(pet_box_from_trimap(trimap), [5, 8, 16, 26])
+
+
+def test_missing_top_weights_give_a_clear_error(monkeypatch):
+    asked = []
+
+    def offline_fetch(fname, origin, **kwargs):
+        asked.append(fname)
+        # What keras.utils.get_file raises when it cannot download (no network, no cached file).
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "get_file", offline_fetch)
+    with pytest.raises(WeightsUnavailableError) as info:
+        build_imagenet_classifier(alpha=0.35)
+    message = str(info.value)
+    assert asked == ["mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224.h5"]  # the WITH-top file
+    assert "detection.classifier" in message and "detection.classifier: pipeline" in message
+    assert "$KERAS_HOME/models" in message and asked[0] in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_split_reproduces_the_whole_imagenet_model(imagenet_weights):
+    # The top weights are not cached offline: give a top model the cached ImageNet trunk and a seeded random
+    # prediction layer, so features and scores are not flat.
+    keras.utils.set_random_seed(0)
+    top = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=True, weights=None, alpha=0.35)
+    trunk = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False, weights="imagenet", alpha=0.35)
+    for layer in trunk.layers:
+        if layer.weights:
+            top.get_layer(layer.name).set_weights(layer.get_weights())
+    kernel, bias = top.get_layer("predictions").get_weights()
+    top.get_layer("predictions").set_weights([np.random.default_rng(0).normal(0, 0.2, kernel.shape), bias])
+    classifier = split_imagenet_top(top, alpha=0.35)
+    assert (classifier.image_size, classifier.feature_stride, classifier.cells) == (224, 32, 7)
+
+    images = np.random.default_rng(1).random((2, 224, 224, 3)).astype(np.float32)
+    whole = classifier.model(images).numpy()  # (2, 1000) softmax
+    np.testing.assert_allclose(classifier.head(classifier.backbone(images)).numpy(), whole, atol=1e-6)
+    np.testing.assert_allclose(whole, top(images * 2 - 1).numpy(), atol=1e-6)  # [0, 1] in, [-1, 1] for Keras
+
+    cfg = DetectionConfig(canvas_size=128, upscale=2.0, stride=32)  # 256 px: 2x2 windows of 224
+    # (crops runs `model`, checked against backbone + head above)
+    scores = strategy_scores(classifier, images[:1, :128, :128], cfg, 224, strategies=("feature_crops", "dense"))
+    assert scores["dense"].shape == (1, 4, 2)
+    np.testing.assert_allclose(scores["dense"], scores["feature_crops"], atol=1e-5)
+    assert (scores["dense"] >= 0).all() and (scores["dense"].sum(-1) <= 1 + 1e-5).all()  # species probabilities
+    assert np.ptp(scores["dense"][0], axis=0).max() > 1e-4  # windows see different things
+
+
+def test_pet_test_split_loads_with_boxes_from_trimaps(pets_sample):
+    images, masks, labels = load_pet_objects(pets_sample, image_size=48)
+    assert images.shape == (150, 48, 48, 3) and masks.shape == (150, 48, 48)
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert np.bincount(labels).tolist() == [99, 51]  # Abyssinian + Bengal cats, american_bulldog dogs
+    assert masks.reshape(150, -1).any(axis=1).all()  # every pet has pixels (including the PNG named .jpg)
+    cfg = DetectionConfig(num_images=3, canvas_size=128, min_objects=1, max_objects=2)
+    canvases = build_canvases(images, labels, cfg, seed=0, class_names=SPECIES, masks=masks)
+    for gt in canvases.ground_truth:
+        assert (gt.boxes[:, 2:] > gt.boxes[:, :2]).all() and gt.boxes.max() <= 128
+
+
+def test_bad_pets_dir_names_the_parameter(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.pets_dir: annotations/test\.txt not found under"):
+        load_pet_objects(tmp_path, image_size=48)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "test.txt").write_text("Abyssinian_1 1 1 1\n")
+    with pytest.raises(ConfigError, match=r"data\.pets_dir: .*Abyssinian_1\.jpg not found"):
+        load_pet_objects(tmp_path, image_size=48)
