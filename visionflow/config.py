@@ -135,8 +135,8 @@ class DetectionConfig:
     canvas_size: Annotated[int, Field(ge=32, le=4096)] = 256
     min_objects: Annotated[int, Field(ge=1, le=16)] = 2
     max_objects: Annotated[int, Field(ge=1, le=16)] = 4
-    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
-    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.55
+    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
     score_threshold: Probability = 0.5
     nms_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
     imagenet_alpha: Alpha = 0.35
@@ -201,7 +201,7 @@ def _check_augment(params: Params) -> None:
     for kind in ("classifier", "segmentation"):
         ops = getattr(params.augment, kind)
         try:
-            validate_ops(ops, kind=kind)
+            validate_ops(ops, kind=kind, placement=params.augment.placement if kind == "classifier" else None)
         except ValueError as exc:
             raise ConfigError(f"augment.{kind}: {exc}") from None
 
