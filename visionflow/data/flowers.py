@@ -1,0 +1,133 @@
+"""flower_photos/ layout (one folder per class): a robust parser and the TFDS `tf_flowers` builder over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tensorflow_datasets.datasets.tf_flowers import tf_flowers_dataset_builder as tfds_flowers
+
+from visionflow.data.images import IMAGE_SUFFIXES, DataSourceError, UnusableFileError, encode_jpeg, read_rgb
+from visionflow.data.report import DataReport
+from visionflow.data.tfds_source import prepare_builder
+
+CLASS_NAMES = ("dandelion", "daisy", "tulips", "sunflowers", "roses")  # tf_flowers label order
+RELEASE_FOLDER = "flower_photos"
+_LAYOUT = f"expected flower_photos/ with one subfolder of images per class: {', '.join(CLASS_NAMES)}"
+
+
+def find_root(root: Path, *, param: str = "data.flowers_dir") -> Path:
+    """The folder holding the class folders: `root` itself, or `root/flower_photos` as the release unpacks."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataSourceError(f"{param}: {root} not found or not a folder ({_LAYOUT})")
+    nested = root / RELEASE_FOLDER
+    if nested.is_dir() and not any((root / name).is_dir() for name in CLASS_NAMES):
+        return nested
+    return root
+
+
+def parse_folder(root: Path, *, param: str = "data.flowers_dir") -> tuple[list[tuple[Path, int]], list[dict[str, str]]]:
+    """(image path, label) for every image of the class folders, sorted; and the files skipped, with reasons."""
+    root = find_root(root, param=param)
+    items: list[tuple[Path, int]] = []
+    skipped: list[dict[str, str]] = []
+    folders = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir():
+            # The release has LICENSE.txt at the top; hidden entries come from file managers.
+            skipped.append({"file": entry.name, "reason": "not a class folder; not used"})
+        elif entry.name not in CLASS_NAMES:
+            raise DataSourceError(
+                f"{param}: folder {entry} is not a tf_flowers class (allowed: {', '.join(CLASS_NAMES)}); "
+                "rename or remove it"
+            )
+        else:
+            folders[entry.name] = entry
+    missing = [name for name in CLASS_NAMES if name not in folders]
+    if missing:
+        raise DataSourceError(f"{param}: class folder(s) {', '.join(missing)} missing under {root} ({_LAYOUT})")
+    for name, folder in folders.items():
+        images = []
+        for path in sorted(folder.iterdir()):
+            rel = path.relative_to(root).as_posix()
+            if path.is_dir():
+                skipped.append({"file": rel, "reason": "folder inside a class folder; not used"})
+            elif path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                kind = path.suffix or "no extension"
+                skipped.append({"file": rel, "reason": f"not an image ({kind} file); not used"})
+            else:
+                images.append((path, CLASS_NAMES.index(name)))
+        if not images:
+            raise DataSourceError(f"{param}: class folder {folder} has no images; add its images ({_LAYOUT})")
+        items.extend(images)
+    items.sort(key=lambda item: item[0].relative_to(root).as_posix())
+    return items, skipped
+
+
+def read_example(path: Path, label: int, max_side: int) -> tuple[dict[str, Any], list[str]]:
+    """TFDS `tf_flowers` features of one image (image as (H, W, 3) uint8), and the fixes applied.
+
+    Raises UnreadableImageError (a ValueError) for a file that cannot be decoded.
+    """
+    image, fixes = read_rgb(path, max_side)  # (H, W, 3)
+    return {"image": image, "label": label}, fixes
+
+
+class LocalFlowersBuilder(tfds_flowers.Builder, skip_registration=True):
+    """`tf_flowers` 3.0.1 generated from a local flower_photos/ folder instead of a download."""
+
+    name = "tf_flowers"
+    VERSION = tfds_flowers.Builder.VERSION
+    # Description/citation from the registered builder's folder; nothing to download, so no checksum lookup.
+    pkg_dir_path = tfds_flowers.Builder._get_pkg_dir_path()
+    url_infos = None
+
+    def __init__(self, *, items: list[tuple[Path, int]], root: Path, max_side: int, report: DataReport, param: str,
+                 **kwargs: Any):
+        self._items, self._root, self._max_side, self._report, self._param = items, root, max_side, report, param
+        super().__init__(**kwargs)
+
+    def _split_generators(self, dl_manager: Any) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
+        del dl_manager  # the folder is already local
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        count = 0
+        for path, label in self._items:
+            rel = path.relative_to(self._root).as_posix()
+            try:
+                example, fixes = read_example(path, label, self._max_side)
+            except UnusableFileError as exc:
+                self._report.skip(rel, exc.reason)
+                continue
+            if fixes:
+                self._report.fix(rel, ", ".join(fixes) + "; re-encoded as jpeg")
+            # Untouched files are stored byte for byte, as TFDS does; repaired ones re-encoded.
+            example["image"] = encode_jpeg(example["image"]) if fixes else path.read_bytes()
+            count += 1
+            yield rel, example  # "<class>/<file>", the key TFDS uses
+        if count == 0:
+            raise DataSourceError(
+                f"{self._param}: split 'train' is empty: no readable image under {self._root} "
+                "(see the skipped files in the data report)"
+            )
+
+
+def prepare_local(
+    root: Path, data_dir: Path, *, max_image_side: int, param: str = "data.flowers_dir", source: str = "directory"
+) -> DataReport:
+    """Parse and validate a flower_photos/ folder, then write TFDS `tf_flowers` into `data_dir` atomically."""
+    items, skipped = parse_folder(root, param=param)
+    folder = find_root(root, param=param)
+    report = DataReport(dataset=LocalFlowersBuilder.name, source=source)
+    for row in skipped:
+        report.skip(row["file"], row["reason"])
+
+    def make_builder(stage_dir: Path) -> LocalFlowersBuilder:
+        return LocalFlowersBuilder(
+            items=items, root=folder, max_side=max_image_side, report=report, param=param, data_dir=str(stage_dir)
+        )
+
+    return prepare_builder(make_builder, data_dir, report)
