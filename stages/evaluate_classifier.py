@@ -1,0 +1,56 @@
+"""Stage: evaluate the classifier on the flowers test split: metrics, confusion matrix, predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from stages.common import ensure_parent, parser, run
+from visionflow.files import write_json
+from visionflow import tracking
+from visionflow.config import load_params
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--cache", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--metrics", type=Path, required=True, help="output metrics JSON")
+    p.add_argument("--confusion", type=Path, required=True, help="output CSV (actual, predicted) for dvc plots")
+    p.add_argument("--figure-dir", type=Path, required=True, help="output folder for confusion and prediction PNGs")
+    p.add_argument("--examples", type=int, default=16)
+    args = p.parse_args()
+    params = load_params(args.params)
+    from visionflow import cache
+    from visionflow.evaluation import classification_metrics
+    from visionflow.inference import classify_batches, load_model
+    from visionflow.viz import save_confusion_matrix, save_image_grid
+
+    names = cache.read_info(args.cache)["class_names"]
+    model = load_model(args.model)
+    test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["label"]))
+    images, truth, pred, probs = classify_batches(model, test.batch(params.classifier.batch_size))
+    metrics = classification_metrics(truth, pred, names)
+    ensure_parent(args.metrics, args.confusion)
+    args.figure_dir.mkdir(parents=True, exist_ok=True)
+    write_json({k: v for k, v in metrics.items() if k != "confusion"}, args.metrics)
+    pd.DataFrame({"actual": [names[i] for i in truth], "predicted": [names[i] for i in pred]}).to_csv(
+        args.confusion, index=False)
+    confusion_png = args.figure_dir / "confusion.png"
+    predictions_png = args.figure_dir / "predictions.png"
+    save_confusion_matrix(metrics["confusion"], names, confusion_png)
+    n = min(args.examples, len(images))
+    save_image_grid(list(images[:n]), [f"{names[pred[i]]} {probs[i, pred[i]]:.2f}\n(true {names[truth[i]]})"
+                                       for i in range(n)], predictions_png)
+    with tracking.start_run("classifier", "evaluate_classifier", model=args.model) as mlrun:
+        mlrun.log_metrics({"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
+                           "test_per_class": metrics["per_class"]})
+        for path in (args.metrics, args.confusion, confusion_png, predictions_png):
+            mlrun.log_artifact(path, "plots" if path.suffix != ".json" else None)
+    print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
+          f"(chance {1 / len(names):.2f})")
+
+
+if __name__ == "__main__":
+    run(main)

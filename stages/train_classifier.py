@@ -1,0 +1,62 @@
+"""Stage: train the flowers classifier (augmentation in the model or in the dataset)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import ensure_parent, parser, run
+from visionflow import tracking
+from visionflow.config import Params, load_params, to_dict
+
+
+def augmented_examples(cache_dir: Path, params: Params, model, n: int) -> np.ndarray:
+    """What the model actually sees: n training images after the configured augmentation."""
+    from visionflow import cache
+    from visionflow.augment import augment_dataset
+
+    images = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex["label"])).take(n)
+    if params.augment.placement == "dataset":
+        seen = augment_dataset(images, params.augment.classifier, params.seed, kind="classifier")
+        return np.stack([x for x, _ in seen.as_numpy_iterator()])
+    batch = np.stack([x for x, _ in images.as_numpy_iterator()])
+    return np.asarray(model.get_layer("augmentation")(batch, training=True))
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--cache", type=Path, required=True, help="flowers cache folder")
+    p.add_argument("--model", type=Path, required=True, help="output .keras model")
+    p.add_argument("--history", type=Path, required=True, help="output per-epoch CSV (dvc plots)")
+    p.add_argument("--augmented", type=Path, required=True, help="output PNG of augmented training images")
+    p.add_argument("--examples", type=int, default=16)
+    args = p.parse_args()
+    params = load_params(args.params)
+    from visionflow.training import train_classifier
+    from visionflow.viz import save_history, save_image_grid
+
+    ensure_parent(args.model, args.history, args.augmented)
+    with tracking.start_run("classifier", "train_classifier") as mlrun:
+        mlrun.log_params({"seed": params.seed, "classifier": to_dict(params.classifier),
+                          "augment.placement": params.augment.placement,
+                          "augment.offline_copies": params.augment.offline_copies,
+                          "augment.classifier": {"ops": str(params.augment.classifier)},
+                          "data.source": params.data.source})
+        model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()])
+        tmp = args.model.with_name(f".{args.model.stem}.tmp.keras")
+        model.save(tmp)
+        tmp.replace(args.model)
+        history.to_csv(args.history, index=False)
+        curves = args.history.with_suffix(".png")
+        save_history(history, curves)
+        seen = augmented_examples(args.cache, params, model, args.examples)
+        save_image_grid(list(seen), [f"train #{i}" for i in range(len(seen))], args.augmented)
+        mlrun.log_model_file(args.model)
+        for path in (args.history, curves, args.augmented):
+            mlrun.log_artifact(path, "plots")
+    print(f"saved {args.model}; last epoch: {history.iloc[-1].round(4).to_dict()}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,41 @@
+"""Stage: train the MobileNetV2 U-Net on the pets cache; save the model and its training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stages.common import ensure_parent, parser, run
+from visionflow import tracking
+from visionflow.config import load_params, to_dict
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--cache", type=Path, required=True, help="pets cache folder")
+    p.add_argument("--model", type=Path, required=True, help="output .keras model")
+    p.add_argument("--history", type=Path, required=True, help="output per-epoch CSV (dvc plots)")
+    args = p.parse_args()
+    params = load_params(args.params)
+    from visionflow.training import train_segmentation
+    from visionflow.viz import save_history
+
+    ensure_parent(args.model, args.history)
+    with tracking.start_run("segmentation", "train_segmentation") as mlrun:
+        mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
+                          "augment.segmentation": {"ops": str(params.augment.segmentation)},
+                          "data.source": params.data.source})
+        model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()])
+        tmp = args.model.with_name(f".{args.model.stem}.tmp.keras")
+        model.save(tmp)
+        tmp.replace(args.model)  # a crash never leaves a model file DVC would take as complete
+        history.to_csv(args.history, index=False)
+        curves = args.history.with_suffix(".png")
+        save_history(history, curves)
+        mlrun.log_model_file(args.model)
+        mlrun.log_artifact(args.history, "plots")
+        mlrun.log_artifact(curves, "plots")
+    print(f"saved {args.model}; last epoch: " + history.iloc[-1].round(4).to_dict().__repr__())
+
+
+if __name__ == "__main__":
+    run(main)

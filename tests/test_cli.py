@@ -1,0 +1,86 @@
+"""The `visionflow` command line on the real samples and on image files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO
+from visionflow.cli import main
+
+
+@pytest.fixture(scope="module")
+def unet_file(tmp_path_factory):
+    """An (untrained) U-Net saved the way the training stage saves it."""
+    from visionflow.config import parse_params
+    from visionflow.models.segmentation import build_unet
+
+    path = tmp_path_factory.mktemp("models") / "segmentation.keras"
+    build_unet(parse_params({"segmentation": {"image_size": 64}}).segmentation).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier_file(tmp_path_factory):
+    from visionflow.config import parse_params
+    from visionflow.models.classifier import build_classifier
+
+    path = tmp_path_factory.mktemp("models") / "classifier.keras"
+    build_classifier(parse_params({"classifier": {"image_size": 64}}).classifier, num_classes=5).save(path)
+    return path
+
+
+def test_evaluate_segmentation_on_the_real_sample(unet_file, pets_sample, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    main(["evaluate", "segmentation", "--model", str(unet_file), "--data", str(pets_sample), "--out", str(out)])
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == 150  # every image of the sample's test list is readable
+    assert set(metrics["iou"]) == {"pet", "background", "border"}
+    assert 0.0 <= metrics["mean_iou"] <= 1.0 and 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    assert json.loads(capsys.readouterr().out)["mean_iou"] == metrics["mean_iou"]
+
+
+def test_evaluate_classifier_on_the_real_sample(classifier_file, flowers_sample, tmp_path):
+    out = tmp_path / "metrics.json"
+    main(["evaluate", "classifier", "--model", str(classifier_file), "--data", str(flowers_sample), "--out", str(out)])
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == 500  # every image counted
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 500
+    assert {"accuracy", "macro_f1", "per_class"} <= set(metrics)
+
+
+def test_predict_writes_masks_overlays_and_top_k(unet_file, classifier_file, pets_sample, tmp_path, capsys):
+    images = [pets_sample / "images" / "Abyssinian_5.jpg", pets_sample / "images" / "Bengal_101.jpg"]
+    main(["predict", "segmentation", "--model", str(unet_file), *map(str, images), "--out-dir", str(tmp_path)])
+    mask = np.asarray(Image.open(tmp_path / "Abyssinian_5_mask.png"))
+    assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2}
+    assert (tmp_path / "Bengal_101_overlay.png").is_file()
+    capsys.readouterr()
+    main(["predict", "classifier", "--model", str(classifier_file), str(images[0]), "--top-k", "2"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(images[0])) and line.count(",") == 1  # two classes with probabilities
+
+
+def test_predict_detection_draws_boxes(classifier_file, tmp_path):
+    image = tmp_path / "scene.png"
+    Image.fromarray((np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)).save(image)
+    main(["predict", "detection", "--model", str(classifier_file), str(image), "--out-dir", str(tmp_path / "out"),
+          "--params", str(REPO / "params.yaml")])
+    drawn = np.asarray(Image.open(tmp_path / "out" / "scene_detections.png"))
+    assert drawn.shape[:2] == (128, 128)
+
+
+def test_bad_data_folder_is_one_clear_error(unet_file, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "visionflow.cli", "evaluate", "segmentation", "--model",
+                             str(unet_file), "--data", str(tmp_path / "missing")], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 1
+    assert "--data" in result.stderr and "missing" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "visionflow.cli", "predict", "classifier", "--model",
+                             str(tmp_path / "none.keras"), "x.jpg"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1 and "--model" in result.stderr

@@ -1,0 +1,131 @@
+"""Smoke run of the stage entry points on a few images, as DVC runs them (one process per stage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+
+def stage(name: str, *args: str, params: Path, env: dict | None = None, check: bool = True):
+    """Run `python -m stages.<name>` from the repository root like dvc.yaml does."""
+    cmd = [sys.executable, "-m", f"stages.{name}", "--params", str(params), *map(str, args)]
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("stages")
+
+
+def write_params(small_params_dict: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(small_params_dict, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pets_run(workdir):
+    """download -> build_cache -> train -> evaluate on ~40 synthetic pets, tracked in a temp MLflow store."""
+    from visionflow.config import load_params, to_dict
+
+    raw = to_dict(load_params(REPO / "params.yaml"))
+    raw["data"]["synthetic"].update(pets_images=40, pets_min_side=96, pets_max_side=128)
+    raw["segmentation"].update(image_size=64, epochs=2, batch_size=8)
+    params = write_params(raw, workdir / "params.yaml")
+    env = {"VISIONFLOW_TRACKING": "on", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    w = workdir
+    stage("download", "--dataset", "pets", "--out", w / "data/pets", "--report", w / "metrics/data_pets.json",
+          params=params, env=env)
+    stage("build_cache", "--dataset", "pets", "--data", w / "data/pets", "--out", w / "cache/pets", params=params)
+    stage("train_segmentation", "--cache", w / "cache/pets", "--model", w / "models/segmentation.keras",
+          "--history", w / "plots/history.csv", params=params, env=env)
+    out = stage("evaluate_segmentation", "--cache", w / "cache/pets", "--model", w / "models/segmentation.keras",
+                "--metrics", w / "metrics/segmentation.json", "--figure", w / "plots/predictions.png",
+                params=params, env=env)
+    return w, env, out
+
+
+def test_pets_stages_write_their_outputs(pets_run):
+    w, _, out = pets_run
+    assert (w / "data/pets/tfds").is_dir() and (w / "data/pets/raw/images").is_dir()
+    info = json.loads((w / "cache/pets/info.json").read_text())
+    assert info["class_names"] == ["pet", "background", "border"]
+    assert sum(info["counts"].values()) == 40 and min(info["counts"].values()) > 0
+    assert (w / "models/segmentation.keras").stat().st_size > 100_000
+    history = (w / "plots/history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 3  # header + 2 epochs
+    metrics = json.loads((w / "metrics/segmentation.json").read_text())
+    assert set(metrics) >= {"pixel_accuracy", "mean_iou", "iou", "dice"}
+    assert set(metrics["iou"]) == {"pet", "background", "border"}
+    assert 0.0 <= metrics["mean_iou"] <= 1.0
+    assert (w / "plots/predictions.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test mean IoU" in out.stdout
+
+
+def test_pets_run_is_tracked_in_mlflow(pets_run):
+    import mlflow
+
+    w, env, _ = pets_run
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("visionflow-segmentation")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1, "evaluation must resume the run that trained the model"
+    run = runs[0]
+    assert run.data.params["segmentation.epochs"] == "2"
+    assert run.data.params["seed"] == "42"
+    assert "test_mean_iou" in run.data.metrics and "val_loss" in run.data.metrics
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one point per epoch
+    assert run.data.tags["visionflow.git_commit"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model", "plots", "segmentation.json"} <= artifacts
+    data_runs = client.search_runs([client.get_experiment_by_name("visionflow-data").experiment_id])
+    assert data_runs and data_runs[0].data.params["data.source"] == "synthetic"
+
+
+def test_cache_is_byte_reproducible(pets_run, tmp_path):
+    w, _, _ = pets_run
+    stage("build_cache", "--dataset", "pets", "--data", w / "data/pets", "--out", tmp_path / "again",
+          params=w / "params.yaml")
+
+    def digest(root: Path) -> dict:
+        import hashlib
+
+        return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert digest(w / "cache/pets") == digest(tmp_path / "again")
+
+
+def test_directory_source_with_missing_folder_fails_before_work(workdir, tmp_path):
+    from visionflow.config import load_params, to_dict
+
+    raw = to_dict(load_params(REPO / "params.yaml"))
+    raw["data"].update(source="directory", pets_dir=str(tmp_path / "nowhere"))
+    params = write_params(raw, tmp_path / "params.yaml")
+    result = stage("download", "--dataset", "pets", "--out", tmp_path / "out", "--report", tmp_path / "r.json",
+                   params=params, check=False)
+    assert result.returncode == 1
+    assert "data.pets_dir" in result.stderr and "nowhere" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_bad_params_fail_before_any_work(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text().replace("epochs: 8", "epochs: -1"))
+    result = stage("train_segmentation", "--cache", tmp_path / "none", "--model", tmp_path / "m.keras",
+                   "--history", tmp_path / "h.csv", params=params, check=False)
+    assert result.returncode == 1
+    assert "segmentation.epochs" in result.stderr
+    assert not (tmp_path / "m.keras").exists()

@@ -1,0 +1,171 @@
+"""tf.data caches: decoded, resized, split datasets persisted with `Dataset.save`, byte-reproducibly.
+
+Layout of a cache folder: `<split>/` (one `Dataset.save` folder per split: train, val, test) and
+`info.json` (class names, image size, example counts). Elements are dicts:
+pets    {"image": float32 (S, S, 3) in [0, 1], "mask": uint8 (S, S, 1) in {0, 1, 2}, "file_name": str,
+         "species": int64 (0 cat, 1 dog)}
+flowers {"image": float32 (S, S, 3) in [0, 1], "label": int64}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+SPLITS = ("train", "val", "test")
+MASK_CLASSES = ("pet", "background", "border")  # trimap values 1, 2, 3 shifted to 0, 1, 2
+_RUN_ID = "0"  # fixed name for the shard folder Dataset.save would otherwise name at random
+
+
+class CacheError(ValueError):
+    """A cache folder is missing, incomplete or not what a stage expects."""
+
+
+def _normalise_snapshot(path: Path) -> None:
+    # Dataset.save names its shard folder with a random run id, stamps the creation time into
+    # snapshot.metadata and writes the element spec's dict fields in hash order: each would change the
+    # DVC hash of identical data. Pin them.
+    from tensorflow.core.protobuf import snapshot_pb2, struct_pb2
+
+    spec_path = path / "dataset_spec.pb"
+    spec = struct_pb2.StructuredValue()
+    spec.ParseFromString(spec_path.read_bytes())
+    spec_path.write_bytes(spec.SerializeToString(deterministic=True))
+
+    meta_path = path / "snapshot.metadata"
+    meta = snapshot_pb2.SnapshotMetadataRecord()
+    meta.ParseFromString(meta_path.read_bytes())
+    if meta.run_id != _RUN_ID:
+        (path / meta.run_id).rename(path / _RUN_ID)
+    meta.run_id = _RUN_ID
+    meta.creation_timestamp = 0
+    meta_path.write_bytes(meta.SerializeToString(deterministic=True))
+
+
+def save_split(ds: tf.data.Dataset, path: Path, num_shards: int) -> int:
+    """Persist `ds` at `path` in `num_shards` shards and return its number of elements."""
+    ds.enumerate().save(str(path), shard_func=lambda i, _: i % num_shards)
+    _normalise_snapshot(Path(path))
+    return int(sum(1 for _ in tf.data.Dataset.load(str(path)).map(lambda i, _: i)))
+
+
+def load_split(cache_dir: Path, split: str) -> tf.data.Dataset:
+    """The elements of one split of a cache, in their saved order."""
+    path = Path(cache_dir) / split
+    if not (path / "snapshot.metadata").is_file():
+        raise CacheError(f"{path}: no saved dataset here (run `dvc repro` to build the cache)")
+    # Shards are read one after another so the order is the saved one.
+    return tf.data.Dataset.load(str(path)).map(lambda i, x: x)
+
+
+def read_info(cache_dir: Path) -> dict:
+    """The cache's info.json (class names, image size, counts)."""
+    path = Path(cache_dir) / "info.json"
+    if not path.is_file():
+        raise CacheError(f"{path}: missing (the cache at {cache_dir} is incomplete; rebuild it with `dvc repro`)")
+    return json.loads(path.read_text())
+
+
+def write_cache(splits: dict[str, tf.data.Dataset], out_dir: Path, info: dict, num_shards: int) -> dict:
+    """Write every split and info.json into a temp folder, then rename it to `out_dir` (never half-written)."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    counts = {}
+    for name, ds in splits.items():
+        print(f"writing {name} split to {out_dir / name} ...", flush=True)
+        counts[name] = save_split(ds, tmp / name, num_shards)
+        if counts[name] == 0:
+            shutil.rmtree(tmp)
+            raise CacheError(f"split '{name}' is empty: check the data source and the split fractions in params.yaml")
+    info = {**info, "counts": counts}
+    (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return info
+
+
+def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 (H, W, 3) -> float32 (size, size, 3) in [0, 1] (bilinear, antialiased)."""
+    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def resize_mask(mask: tf.Tensor, size: int) -> tf.Tensor:
+    """Trimap uint8 (H, W, 1) in {1, 2, 3} -> uint8 (size, size, 1) in {0, 1, 2} (nearest neighbour)."""
+    mask = tf.image.resize(mask, (size, size), method="nearest")
+    return tf.cast(mask, tf.uint8) - 1
+
+
+def pets_example(example: dict, size: int) -> dict:
+    """A TFDS oxford_iiit_pet example -> a cache element."""
+    return {
+        "image": resize_image(example["image"], size),
+        "mask": resize_mask(example["segmentation_mask"], size),
+        "file_name": example["file_name"],
+        "species": example["species"],
+    }
+
+
+def in_val(file_name: tf.Tensor, val_fraction: float, seed: int) -> tf.Tensor:
+    """Seeded, order-independent membership of a trainval example in the validation split."""
+    buckets = 10_000
+    bucket = tf.strings.to_hash_bucket_strong(file_name, buckets, key=[seed, 0])
+    return bucket < int(round(val_fraction * buckets))
+
+
+def pets_splits(builder, size: int, val_fraction: float, seed: int) -> dict[str, tf.data.Dataset]:
+    """train/val carved from TFDS `train` (trainval) by a seeded hash of the file name; test = TFDS `test`."""
+    trainval = builder.as_dataset(split="train", shuffle_files=False)
+    test = builder.as_dataset(split="test", shuffle_files=False)
+    prep = lambda ex: pets_example(ex, size)  # noqa: E731
+    return {
+        "train": trainval.filter(lambda ex: ~in_val(ex["file_name"], val_fraction, seed)).map(prep),
+        "val": trainval.filter(lambda ex: in_val(ex["file_name"], val_fraction, seed)).map(prep),
+        "test": test.map(prep),
+    }
+
+
+def stratified_indices(labels: Sequence[int], fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Split example indices into train/val/test per class with the given fractions (deterministic)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    index = np.arange(len(labels))
+    holdout = fractions["val"] + fractions["test"]
+    try:
+        train, rest = train_test_split(index, test_size=holdout, stratify=labels, random_state=seed)
+        val, test = train_test_split(
+            rest, test_size=fractions["test"] / holdout, stratify=labels[rest], random_state=seed
+        )
+    except ValueError as exc:  # too few images of a class for a stratified split
+        raise CacheError(
+            f"data.flowers_split: cannot split {len(labels)} images into train/val/test by class ({exc}); "
+            "add images or change the fractions"
+        ) from None
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int) -> dict[str, tf.data.Dataset]:
+    """Stratified train/val/test of TFDS `train` (tf_flowers has no official split)."""
+    import tensorflow_datasets as tfds
+
+    raw = builder.as_dataset(split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    labels = [int(label) for label in raw.map(lambda ex: ex["label"]).as_numpy_iterator()]
+    parts = stratified_indices(labels, fractions, seed)
+    full = builder.as_dataset(split="train", shuffle_files=False).enumerate()
+    out = {}
+    for name, idx in parts.items():
+        member = tf.constant(np.isin(np.arange(len(labels)), idx))
+        out[name] = full.filter(lambda i, ex, m=member: tf.gather(m, i)).map(
+            lambda i, ex: {"image": resize_image(ex["image"], size), "label": ex["label"]}
+        )
+    return out

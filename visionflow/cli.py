@@ -1,0 +1,216 @@
+"""`visionflow` command line: evaluate and predict with trained models on any folder or image files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _write_json(data: dict, out: Path | None) -> None:
+    from visionflow.files import to_json, write_json
+
+    print(to_json(data), end="")
+    if out:
+        write_json(data, out)
+
+
+def _report_skipped(skipped: list[dict]) -> None:
+    for item in skipped:
+        print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
+
+
+def evaluate_segmentation(args: argparse.Namespace) -> None:
+    """Metrics of a U-Net on a folder in the Oxford-IIIT Pet release layout."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from visionflow.cache import MASK_CLASSES, resize_image, resize_mask
+    from visionflow.data import pets
+    from visionflow.evaluation import ConfusionAccumulator, majority_baseline, segmentation_metrics
+    from visionflow.inference import input_size, load_model
+
+    model = load_model(args.model)
+    size = input_size(model)
+    records, skipped = pets.parse_release(args.data, args.split, param="--data")
+    acc = ConfusionAccumulator(len(MASK_CLASSES))
+    batch_x, batch_y = [], []
+    evaluated = 0
+
+    def flush():
+        pred = np.argmax(model.predict_on_batch(np.stack(batch_x)), axis=-1)
+        acc.update(np.stack(batch_y), pred)
+        batch_x.clear()
+        batch_y.clear()
+
+    for record in tqdm(records, desc=f"evaluating {args.split}", unit="image"):
+        try:
+            example, _ = pets.read_example(record, args.max_image_side)
+        except ValueError as exc:  # unreadable image or bad trimap: reported, evaluation goes on
+            skipped.append({"file": str(record.image_path), "reason": str(exc)})
+            continue
+        evaluated += 1
+        batch_x.append(resize_image(example["image"], size).numpy())
+        batch_y.append(resize_mask(tf.convert_to_tensor(example["segmentation_mask"]), size).numpy()[..., 0])
+        if len(batch_x) == args.batch_size:
+            flush()
+    if batch_x:
+        flush()
+    if acc.matrix.sum() == 0:
+        raise ValueError(f"--data: no readable image in {args.data} for split '{args.split}'")
+    metrics = segmentation_metrics(acc.matrix, list(MASK_CLASSES))
+    metrics["majority_baseline"] = majority_baseline(acc.matrix, list(MASK_CLASSES))
+    metrics["images"] = evaluated
+    metrics["skipped"] = skipped
+    _report_skipped(skipped)
+    _write_json(metrics, args.out)
+
+
+def predict_segmentation(args: argparse.Namespace) -> None:
+    """Mask PNG (values 0 pet, 1 background, 2 border) and an overlay PNG for each image."""
+    from PIL import Image
+
+    from visionflow.inference import input_size, load_image, load_model
+    from visionflow.viz import overlay
+
+    model = load_model(args.model)
+    size = input_size(model)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        image = load_image(path, size)
+        mask = np.argmax(model.predict_on_batch(image[None]), axis=-1)[0].astype(np.uint8)
+        stem = Path(path).stem
+        Image.fromarray(mask).save(args.out_dir / f"{stem}_mask.png")
+        Image.fromarray(overlay(image, mask)).save(args.out_dir / f"{stem}_overlay.png")
+        print(f"{path}: pet {np.mean(mask == 0):.1%} of pixels -> {args.out_dir / (stem + '_overlay.png')}")
+
+
+def evaluate_classifier(args: argparse.Namespace) -> None:
+    """Metrics of a classifier on a folder whose subfolders are the classes (like flower_photos/)."""
+    from tqdm import tqdm
+
+    from visionflow.data import flowers
+    from visionflow.evaluation import classification_metrics
+    from visionflow.inference import input_size, load_image, load_model
+
+    model = load_model(args.model)
+    size = input_size(model)
+    items, skipped = flowers.parse_folder(args.data, param="--data")
+    truth, images = [], []
+    for path, label in tqdm(items, desc="reading", unit="image"):
+        try:
+            images.append(load_image(path, size))
+        except ValueError as exc:
+            skipped.append({"file": str(path), "reason": str(exc)})
+            continue
+        truth.append(label)
+    logits = model.predict(np.stack(images), batch_size=args.batch_size, verbose=0)
+    metrics = classification_metrics(np.array(truth), logits.argmax(-1), list(flowers.CLASS_NAMES))
+    metrics["images"] = len(truth)
+    metrics["skipped"] = skipped
+    _report_skipped(skipped)
+    _write_json(metrics, args.out)
+
+
+def predict_classifier(args: argparse.Namespace) -> None:
+    """Top-k classes with probabilities for each image."""
+    import tensorflow as tf
+
+    from visionflow.data.flowers import CLASS_NAMES
+    from visionflow.inference import input_size, load_image, load_model
+
+    model = load_model(args.model)
+    size = input_size(model)
+    for path in args.images:
+        probs = tf.nn.softmax(model.predict_on_batch(load_image(path, size)[None]), axis=-1).numpy()[0]
+        top = np.argsort(probs)[::-1][: args.top_k]
+        print(f"{path}: " + ", ".join(f"{CLASS_NAMES[i]} {probs[i]:.3f}" for i in top))
+
+
+def predict_detection(args: argparse.Namespace) -> None:
+    """Detect objects with the sliding-window engine and draw the boxes."""
+    from PIL import Image
+
+    from visionflow.config import load_params
+    from visionflow.data.flowers import CLASS_NAMES
+    from visionflow.detection import run_detection
+    from visionflow.detection.draw import draw_detections
+    from visionflow.inference import input_size, load_model
+    from visionflow.data.images import read_rgb
+
+    params = load_params(args.params)
+    model = load_model(args.model)
+    size = input_size(model)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        rgb, _ = read_rgb(Path(path))
+        image = rgb.astype(np.float32) / 255.0
+        detections, _ = run_detection(model, image[None], params.detection, size)
+        drawn = draw_detections(image, detections[0], list(CLASS_NAMES))
+        out = args.out_dir / f"{Path(path).stem}_detections.png"
+        Image.fromarray(drawn).save(out)
+        print(f"{path}: {len(detections[0].scores)} objects -> {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}."""
+    p = argparse.ArgumentParser(prog="visionflow", description=__doc__)
+    verbs = p.add_subparsers(dest="verb", required=True)
+    ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
+        dest="task", required=True)
+    pr = verbs.add_parser("predict", help="predictions for image files").add_subparsers(dest="task", required=True)
+
+    s = ev.add_parser("segmentation", help="on a folder in the Oxford-IIIT Pet release layout")
+    s.add_argument("--model", type=Path, required=True)
+    s.add_argument("--data", type=Path, required=True, help="folder with images/ and annotations/")
+    s.add_argument("--split", default="test", choices=["trainval", "test", "list"], help="which list file")
+    s.add_argument("--out", type=Path, help="metrics JSON to write")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--max-image-side", type=int, default=1024)
+    s.set_defaults(func=evaluate_segmentation)
+
+    c = ev.add_parser("classifier", help="on a folder whose subfolders are the classes")
+    c.add_argument("--model", type=Path, required=True)
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--out", type=Path, help="metrics JSON to write")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.set_defaults(func=evaluate_classifier)
+
+    ps = pr.add_parser("segmentation", help="mask and overlay PNGs")
+    ps.add_argument("--model", type=Path, required=True)
+    ps.add_argument("images", type=Path, nargs="+")
+    ps.add_argument("--out-dir", type=Path, required=True)
+    ps.set_defaults(func=predict_segmentation)
+
+    pc = pr.add_parser("classifier", help="top-k classes")
+    pc.add_argument("--model", type=Path, required=True)
+    pc.add_argument("images", type=Path, nargs="+")
+    pc.add_argument("--top-k", type=int, default=3)
+    pc.set_defaults(func=predict_classifier)
+
+    pd = pr.add_parser("detection", help="boxes drawn on the images")
+    pd.add_argument("--model", type=Path, required=True, help="a classifier built by the pipeline")
+    pd.add_argument("images", type=Path, nargs="+")
+    pd.add_argument("--out-dir", type=Path, required=True)
+    pd.add_argument("--params", type=Path, default=Path("params.yaml"), help="detection settings")
+    pd.set_defaults(func=predict_detection)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `visionflow` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
