@@ -49,7 +49,7 @@ def main() -> None:
     params = load_params(args.params)
     cfg = params.detection
     from visionflow.detection import (STRATEGIES, build_canvases, evaluate, random_boxes_baseline, run_detection,
-                                      save_detection_grid, score_agreement, strategy_scores, window_grid,
+                                      save_detection_grid, score_agreement, strategy_scores, to_original, window_grid,
                                       window_recall_bound)
 
     classifier, images, labels, masks, names, size = _objects(params, args.model, args.flowers_cache, args.pets_cache)
@@ -80,7 +80,8 @@ def main() -> None:
         "agreement": agreement["max_abs_diff"],
         "agreement_pairs": agreement,
         "random_baseline": {k: baseline[k] for k in ("map50", "precision", "recall")},
-        "window_recall_bound": window_recall_bound(canvases.ground_truth, grid.boxes()),
+        "window_recall_bound": window_recall_bound(canvases.ground_truth,
+                                                   to_original(grid.boxes(), grid.scale, grid.image_shape)),
         "images": len(canvases.images),
     }
     write_json(metrics, args.metrics)

@@ -129,3 +129,74 @@ def test_bad_params_fail_before_any_work(tmp_path):
     assert result.returncode == 1
     assert "segmentation.epochs" in result.stderr
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.fixture(scope="module")
+def flowers_run(workdir, pets_run):
+    """download -> cache -> train (augmentation in the model) -> evaluate -> detection, on 60 synthetic flowers."""
+    from visionflow.config import load_params, to_dict
+
+    raw = to_dict(load_params(REPO / "params.yaml"))
+    raw["data"]["synthetic"].update(flowers_per_class=12)
+    raw["segmentation"].update(image_size=64)
+    raw["classifier"].update(image_size=64, epochs=1, batch_size=8)
+    raw["augment"].update(placement="model")
+    raw["detection"].update(num_images=3, canvas_size=128, batch_size=32)
+    params = write_params(raw, workdir / "params_flowers.yaml")
+    env = pets_run[1]
+    w = workdir
+    stage("download", "--dataset", "flowers", "--out", w / "data/flowers", "--report", w / "metrics/data_flowers.json",
+          params=params)
+    stage("build_cache", "--dataset", "flowers", "--data", w / "data/flowers", "--out", w / "cache/flowers",
+          params=params)
+    stage("train_classifier", "--cache", w / "cache/flowers", "--model", w / "models/classifier.keras",
+          "--history", w / "plots/classifier.csv", "--augmented", w / "plots/augmented.png", params=params, env=env)
+    stage("evaluate_classifier", "--cache", w / "cache/flowers", "--model", w / "models/classifier.keras",
+          "--metrics", w / "metrics/classifier.json", "--confusion", w / "plots/confusion.csv",
+          "--figure-dir", w / "plots/classifier", params=params, env=env)
+    stage("evaluate_detection", "--model", w / "models/classifier.keras", "--flowers-cache", w / "cache/flowers",
+          "--pets-cache", w / "cache/pets", "--metrics", w / "metrics/detection.json",
+          "--figure", w / "plots/detections.png", params=params, env=env)
+    return w, env
+
+
+def test_flowers_stages_write_their_outputs(flowers_run):
+    w, _ = flowers_run
+    report = json.loads((w / "metrics/data_flowers.json").read_text())
+    assert report["source"] == "synthetic" and report["total_images"] == 60
+    info = json.loads((w / "cache/flowers/info.json").read_text())
+    assert info["class_names"] == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert info["counts"] == {"train": 48, "val": 6, "test": 6}
+    metrics = json.loads((w / "metrics/classifier.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class"} <= set(metrics)
+    assert sum(c["support"] for c in metrics["per_class"].values()) == 6
+    confusion = (w / "plots/confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and len(confusion) == 7
+    for png in ("plots/augmented.png", "plots/classifier/confusion.png", "plots/classifier/predictions.png",
+                "plots/detections.png"):
+        assert (w / png).read_bytes()[:4] == b"\x89PNG", png
+
+
+def test_detection_metrics_have_every_key(flowers_run):
+    w, _ = flowers_run
+    metrics = json.loads((w / "metrics/detection.json").read_text())
+    assert {"map50", "precision", "recall", "per_class_ap", "agreement", "random_baseline"} <= set(metrics)
+    assert set(metrics["strategies"]) == {"crops", "feature_crops", "dense"}
+    for name, stats in metrics["strategies"].items():
+        assert stats["images_per_second"] > 0
+        assert stats["backbone_runs_per_image"] == (stats["classifier_calls_per_image"] if name == "crops" else 1)
+    # The objects (26-38 px) match the window footprint (64 px / 2): most are reachable by some window.
+    assert metrics["window_recall_bound"] > 0.5
+    assert metrics["strategies"]["feature_crops"]["map50"] == metrics["map50"]
+
+
+def test_classifier_and_detection_runs_are_tracked(flowers_run):
+    import mlflow
+
+    _, env = flowers_run
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    (run,) = client.search_runs([client.get_experiment_by_name("visionflow-classifier").experiment_id])
+    assert run.data.params["augment.placement"] == "model" and "test_accuracy" in run.data.metrics
+    assert "augmented.png" in {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots")}
+    (det,) = client.search_runs([client.get_experiment_by_name("visionflow-detection").experiment_id])
+    assert "map50" in det.data.metrics and "strategies.dense.images_per_second" in det.data.metrics

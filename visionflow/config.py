@@ -89,6 +89,7 @@ class SegmentationConfig:
     image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)] = 128
     encoder: EncoderConfig = _field(EncoderConfig)
     decoder_dropout: Probability = 0.0
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     border_weight: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     epochs: Annotated[int, Field(ge=1, le=1000)] = 8
@@ -107,6 +108,7 @@ class ClassifierConfig:
     filters: tuple[PositiveInt, ...] = (16, 32, 64)
     dense_units: PositiveInt = 128
     dropout: Probability = 0.2
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     epochs: Annotated[int, Field(ge=1, le=1000)] = 10
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     learning_rate: LearningRate = 0.001

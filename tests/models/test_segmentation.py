@@ -156,3 +156,16 @@ def test_unet_save_load_round_trip(seg_cfg, tmp_path):
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), atol=1e-5)
     encoder = loaded.get_layer("encoder")
     assert [encoder.get_layer(name).output for name in SKIP_LAYERS] == list(encoder.outputs)
+
+
+def test_batchnorm_momentum_comes_from_params():
+    # Keras' MobileNetV2 ships momentum 0.999; with a few hundred steps the moving statistics would stay
+    # near their initial values and the model would fail at inference.
+    from visionflow.config import SegmentationConfig
+
+    cfg = dataclasses.replace(SegmentationConfig(image_size=64), batchnorm_momentum=0.8)
+    model = build_unet(cfg)
+    norms = [l for l in model._flatten_layers(include_self=False, recursive=True)
+             if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(norms) > 40  # the encoder's and the decoder's
+    assert {l.momentum for l in norms} == {0.8}

@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from visionflow.config import ClassifierConfig
-from visionflow.models.weights import mobilenet_v2
+from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 _PROBE_SIDE = 1024  # symbolic input side used to read a backbone's stride (no computation runs)
 
@@ -37,6 +37,7 @@ def _mobilenet_backbone(cfg: ClassifierConfig) -> keras.Model:
         base = mobilenet_v2((None, None, 3), dataclasses.replace(cfg.encoder, weights=None), param, "mobilenet_v2")
         base.set_weights(fixed.get_weights())
     base.trainable = cfg.encoder.trainable
+    set_batchnorm_momentum(base, cfg.batchnorm_momentum)
     inputs = keras.Input((None, None, 3), name="image")
     x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)  # MobileNetV2 expects [-1, 1]
     x = base(x)  # (B, H/32, W/32, C)

@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from visionflow.config import SegmentationConfig
-from visionflow.models.weights import mobilenet_v2
+from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 # Encoder activations the decoder concatenates, at strides 2, 4, 8, 16 and 32 (the reference's choice).
 SKIP_LAYERS = (
@@ -68,7 +68,9 @@ def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
         x = layers.Concatenate(name=f"skip_{i}")([x, skip])
     # Last stride-2 step back to full size: (B, S/2, S/2, .) -> (B, S, S, num_classes)
     logits = layers.Conv2DTranspose(num_classes, DECODER_KERNEL, strides=2, padding="same", name="logits")(x)
-    return keras.Model(inputs, logits, name="unet")
+    model = keras.Model(inputs, logits, name="unet")
+    set_batchnorm_momentum(model, cfg.batchnorm_momentum)
+    return model
 
 
 def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int) -> None:

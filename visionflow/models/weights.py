@@ -48,3 +48,10 @@ def mobilenet_v2(
             f"under $KERAS_HOME/models (KERAS_HOME={home}; Keras reads KERAS_HOME when it is first imported "
             "and uses it only if the directory is writable)."
         ) from exc
+
+
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
+    """Set the moving-average momentum of every BatchNormalization layer, nested models included."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001 - Keras' own walker
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
