@@ -7,7 +7,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test test-fast metrics ui bench clean
+.PHONY: setup run run-real test test-fast metrics ui bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,20 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: setup
 	$(BIN)/dvc repro
+	@$(BIN)/python -m visionflow.summary
+
+# The real datasets: SOURCE=directory (PETS_DIR, FLOWERS_DIR: local copies in the release layout) or
+# SOURCE=tfds (downloaded by tensorflow-datasets), with the settings of configs/real.yaml, as a DVC experiment.
+SOURCE ?= directory
+PETS_DIR ?=
+FLOWERS_DIR ?=
+DATA_SETTINGS = -S data.source=$(SOURCE) \
+	$(if $(PETS_DIR),-S data.pets_dir=$(abspath $(PETS_DIR))) \
+	$(if $(FLOWERS_DIR),-S data.flowers_dir=$(abspath $(FLOWERS_DIR)))
+
+run-real: setup
+	$(BIN)/dvc exp run -n real-$(SOURCE) $(DATA_SETTINGS) $$($(BIN)/python -m visionflow.overrides configs/real.yaml)
+	@$(BIN)/dvc exp show --only-changed --md | head -20
 	@$(BIN)/python -m visionflow.summary
 
 test: setup

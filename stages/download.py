@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
 from visionflow import tracking
-from visionflow.config import ConfigError, Params, load_params
+from visionflow.config import ConfigError, Params, load_params, to_dict
 
 TFDS_NAMES = {"pets": "oxford_iiit_pet", "flowers": "tf_flowers"}
 
@@ -57,16 +57,12 @@ def main() -> None:
     ensure_parent(args.report)
     report.write_json(args.report)
     with tracking.start_run("data", f"download_{args.dataset}") as mlrun:
-        mlrun.log_params({"dataset": args.dataset, "data": tracking_data_params(params)})
-        mlrun.log_metrics({"images": report.to_dict().get("total_images", 0)})
+        mlrun.log_params({"dataset": args.dataset, "seed": params.seed, "data": to_dict(params.data)})
+        summary = report.to_dict()
+        mlrun.log_metrics({"images": summary["total_images"], "skipped": len(summary["skipped"]),
+                           "fixed": len(summary["fixed"])})
         mlrun.log_artifact(args.report)
     print(f"prepared {args.dataset} ({params.data.source}) in {args.out}; report: {args.report}")
-
-
-def tracking_data_params(params: Params) -> dict:
-    from visionflow.config import to_dict
-
-    return {"seed": params.seed, **to_dict(params.data)}
 
 
 if __name__ == "__main__":
