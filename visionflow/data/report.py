@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from visionflow.files import write_json
 
 
 @dataclasses.dataclass
@@ -76,15 +75,4 @@ class DataReport:
 
     def write_json(self, path: str | Path) -> None:
         """Write the report as sorted-key JSON, atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a metrics file is for everyone to read
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json(self.to_dict(), Path(path))
