@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -200,3 +201,24 @@ def test_classifier_and_detection_runs_are_tracked(flowers_run):
     assert "augmented.png" in {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots")}
     (det,) = client.search_runs([client.get_experiment_by_name("visionflow-detection").experiment_id])
     assert "map50" in det.data.metrics and "strategies.dense.images_per_second" in det.data.metrics
+
+
+def test_offline_copies_are_written_into_the_cache(pets_run, tmp_path):
+    w, _, _ = pets_run
+    raw = yaml.safe_load((w / "params.yaml").read_text())
+    raw["augment"]["offline_copies"] = 2
+    params = write_params(raw, tmp_path / "params.yaml")
+    stage("build_cache", "--dataset", "pets", "--data", w / "data/pets", "--out", tmp_path / "aug", params=params)
+    plain = json.loads((w / "cache/pets/info.json").read_text())["counts"]
+    info = json.loads((tmp_path / "aug/info.json").read_text())
+    assert info["offline_copies"] == 2
+    assert info["counts"] == {**plain, "train": 3 * plain["train"]}
+
+    import tensorflow as tf
+
+    from visionflow import cache
+
+    names = [ex["file_name"].decode() for ex in cache.load_split(tmp_path / "aug", "train").as_numpy_iterator()]
+    assert sum(n.endswith("#aug1") for n in names) == sum(n.endswith("#aug2") for n in names) == plain["train"]
+    masks = tf.concat([ex["mask"] for ex in cache.load_split(tmp_path / "aug", "train")], 0).numpy()
+    assert set(np.unique(masks)) <= {0, 1, 2}

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -25,6 +26,23 @@ def _report_skipped(skipped: list[dict]) -> None:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
 
 
+def _predictions(model, examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int):
+    """(targets, argmax predictions) per batch of (image, target) pairs, holding one batch in memory."""
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def run():
+        images, targets = zip(*batch)
+        batch.clear()
+        return np.stack(targets), np.argmax(model.predict_on_batch(np.stack(images)), axis=-1)
+
+    for example in examples:
+        batch.append(example)
+        if len(batch) == batch_size:
+            yield run()
+    if batch:
+        yield run()
+
+
 def evaluate_segmentation(args: argparse.Namespace) -> None:
     """Metrics of a U-Net on a folder in the Oxford-IIIT Pet release layout."""
     import tensorflow as tf
@@ -38,34 +56,25 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     size = input_size(model)
     records, skipped = pets.parse_release(args.data, args.split, param="--data")
+
+    def examples():
+        for record in tqdm(records, desc=f"evaluating {args.split}", unit="image"):
+            try:
+                example, _ = pets.read_example(record, args.max_image_side)
+            except ValueError as exc:  # unreadable image or bad trimap: reported, evaluation goes on
+                skipped.append({"file": str(record.image_path), "reason": str(exc)})
+                continue
+            mask = resize_mask(tf.convert_to_tensor(example["segmentation_mask"]), size).numpy()[..., 0]
+            yield resize_image(example["image"], size).numpy(), mask
+
     acc = ConfusionAccumulator(len(MASK_CLASSES))
-    batch_x, batch_y = [], []
-    evaluated = 0
-
-    def flush():
-        pred = np.argmax(model.predict_on_batch(np.stack(batch_x)), axis=-1)
-        acc.update(np.stack(batch_y), pred)
-        batch_x.clear()
-        batch_y.clear()
-
-    for record in tqdm(records, desc=f"evaluating {args.split}", unit="image"):
-        try:
-            example, _ = pets.read_example(record, args.max_image_side)
-        except ValueError as exc:  # unreadable image or bad trimap: reported, evaluation goes on
-            skipped.append({"file": str(record.image_path), "reason": str(exc)})
-            continue
-        evaluated += 1
-        batch_x.append(resize_image(example["image"], size).numpy())
-        batch_y.append(resize_mask(tf.convert_to_tensor(example["segmentation_mask"]), size).numpy()[..., 0])
-        if len(batch_x) == args.batch_size:
-            flush()
-    if batch_x:
-        flush()
+    for true, pred in _predictions(model, examples(), args.batch_size):
+        acc.update(true, pred)
     if acc.matrix.sum() == 0:
         raise ValueError(f"--data: no readable image in {args.data} for split '{args.split}'")
     metrics = segmentation_metrics(acc.matrix, list(MASK_CLASSES))
     metrics["majority_baseline"] = majority_baseline(acc.matrix, list(MASK_CLASSES))
-    metrics["images"] = evaluated
+    metrics["images"] = int(acc.matrix.sum() // (size * size))
     metrics["skipped"] = skipped
     _report_skipped(skipped)
     _write_json(metrics, args.out)
@@ -101,16 +110,16 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     size = input_size(model)
     items, skipped = flowers.parse_folder(args.data, param="--data")
-    truth, images = [], []
-    for path, label in tqdm(items, desc="reading", unit="image"):
-        try:
-            images.append(load_image(path, size))
-        except ValueError as exc:
-            skipped.append({"file": str(path), "reason": str(exc)})
-            continue
-        truth.append(label)
-    logits = model.predict(np.stack(images), batch_size=args.batch_size, verbose=0)
-    metrics = classification_metrics(np.array(truth), logits.argmax(-1), list(flowers.CLASS_NAMES))
+
+    def examples():
+        for path, label in tqdm(items, desc="evaluating", unit="image"):
+            try:
+                yield load_image(path, size), np.int64(label)
+            except ValueError as exc:  # an unreadable image is reported, evaluation goes on
+                skipped.append({"file": str(path), "reason": str(exc)})
+
+    truth, pred = (np.concatenate(parts) for parts in zip(*_predictions(model, examples(), args.batch_size)))
+    metrics = classification_metrics(truth, pred, list(flowers.CLASS_NAMES))
     metrics["images"] = len(truth)
     metrics["skipped"] = skipped
     _report_skipped(skipped)

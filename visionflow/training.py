@@ -22,8 +22,25 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _train_pipeline(ds: tf.data.Dataset, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
-    return ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+def _training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
+    """Endless shuffled (image, target) pairs of the training split, reshuffled every pass."""
+    pairs = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex[target]))
+    return pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+
+
+def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int):
+    """(training batches, un-augmented validation batches, steps per epoch)."""
+    val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
+    steps = max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
+    return train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE), steps
+
+
+def _fit(model: keras.Model, inputs, epochs: int, callbacks) -> pd.DataFrame:
+    train, val, steps = inputs
+    # The stream is shuffled and endless: Keras must neither reshuffle nor stop it.
+    history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
+                        callbacks=list(callbacks), verbose=2, shuffle=False)
+    return history_frame(history)
 
 
 def segmentation_inputs(cache_dir: Path, params: Params) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
@@ -32,17 +49,12 @@ def segmentation_inputs(cache_dir: Path, params: Params) -> tuple[tf.data.Datase
     from visionflow.models.segmentation import pixel_weights
 
     cfg = params.segmentation
-    info = cache.read_info(cache_dir)
-    to_pair = lambda ex: (ex["image"], ex["mask"])  # noqa: E731
-    train = cache.load_split(cache_dir, "train").map(to_pair)
-    train = _train_pipeline(train, cfg.shuffle_buffer, params.seed)
+    train = _training_stream(cache_dir, "mask", cfg.shuffle_buffer, params.seed)
+    # After repeat(): every epoch draws new augmentation seeds.
     train = augment_dataset(train, params.augment.segmentation, params.seed, kind="segmentation")
     if cfg.border_weight != 1.0:
         train = train.map(lambda x, y: (x, y, pixel_weights(y, cfg.border_weight)), num_parallel_calls=AUTOTUNE)
-    train = train.batch(cfg.batch_size).prefetch(AUTOTUNE)
-    val = cache.load_split(cache_dir, "val").map(to_pair).batch(cfg.batch_size).prefetch(AUTOTUNE)
-    steps = max(1, math.ceil(info["counts"]["train"] / cfg.batch_size))
-    return train, val, steps
+    return _batches(cache_dir, train, "mask", cfg.batch_size)
 
 
 def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = ()):
@@ -50,12 +62,10 @@ def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[kera
     from visionflow.models.segmentation import build_unet, compile_segmentation
 
     seed_everything(params.seed)
-    train, val, steps = segmentation_inputs(cache_dir, params)
+    inputs = segmentation_inputs(cache_dir, params)
     model = build_unet(params.segmentation, num_classes=len(cache.MASK_CLASSES))
-    compile_segmentation(model, params.segmentation, steps_per_epoch=steps)
-    history = model.fit(train, validation_data=val, epochs=params.segmentation.epochs,
-                        steps_per_epoch=steps, callbacks=list(callbacks), verbose=2, shuffle=False)
-    return model, history_frame(history)
+    compile_segmentation(model, params.segmentation, steps_per_epoch=inputs[2])
+    return model, _fit(model, inputs, params.segmentation.epochs, callbacks)
 
 
 def classifier_inputs(cache_dir: Path, params: Params) -> tuple[tf.data.Dataset, tf.data.Dataset, int]:
@@ -63,15 +73,10 @@ def classifier_inputs(cache_dir: Path, params: Params) -> tuple[tf.data.Dataset,
     from visionflow.augment import augment_dataset
 
     cfg = params.classifier
-    info = cache.read_info(cache_dir)
-    to_pair = lambda ex: (ex["image"], ex["label"])  # noqa: E731
-    train = _train_pipeline(cache.load_split(cache_dir, "train").map(to_pair), cfg.shuffle_buffer, params.seed)
+    train = _training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed)
     if params.augment.placement == "dataset":
         train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
-    train = train.batch(cfg.batch_size).prefetch(AUTOTUNE)
-    val = cache.load_split(cache_dir, "val").map(to_pair).batch(cfg.batch_size).prefetch(AUTOTUNE)
-    steps = max(1, math.ceil(info["counts"]["train"] / cfg.batch_size))
-    return train, val, steps
+    return _batches(cache_dir, train, "label", cfg.batch_size)
 
 
 def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = ()):
@@ -80,16 +85,13 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
     from visionflow.models.classifier import build_classifier, compile_classifier
 
     seed_everything(params.seed)
-    info = cache.read_info(cache_dir)
-    train, val, steps = classifier_inputs(cache_dir, params)
     augmentation = None
     if params.augment.placement == "model":
         augmentation = build_model_augmentation(params.augment.classifier, params.seed)
-    model = build_classifier(params.classifier, num_classes=len(info["class_names"]), augmentation=augmentation)
+    classes = cache.read_info(cache_dir)["class_names"]
+    model = build_classifier(params.classifier, num_classes=len(classes), augmentation=augmentation)
     compile_classifier(model, params.classifier)
-    history = model.fit(train, validation_data=val, epochs=params.classifier.epochs,
-                        steps_per_epoch=steps, callbacks=list(callbacks), verbose=2, shuffle=False)
-    return model, history_frame(history)
+    return model, _fit(model, classifier_inputs(cache_dir, params), params.classifier.epochs, callbacks)
 
 
 def history_frame(history: keras.callbacks.History) -> pd.DataFrame:

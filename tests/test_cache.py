@@ -1,0 +1,76 @@
+"""tf.data caches: splits, element contracts, and the TFDS path end to end on tfds.testing.mock_data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from visionflow import cache
+from visionflow.data.tfds_source import open_prepared, prepare_tfds
+
+
+def test_stratified_indices_are_disjoint_complete_and_per_class():
+    labels = np.repeat(np.arange(5), 20)
+    parts = cache.stratified_indices(labels, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=3)
+    joined = np.concatenate(list(parts.values()))
+    assert sorted(joined.tolist()) == list(range(100))
+    for name, expected in (("train", 16), ("val", 2), ("test", 2)):
+        assert np.bincount(labels[parts[name]], minlength=5).tolist() == [expected] * 5
+    again = cache.stratified_indices(labels, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=3)
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
+    other = cache.stratified_indices(labels, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=4)
+    assert not np.array_equal(parts["test"], other["test"])
+
+
+def test_stratified_split_of_too_few_images_names_the_param():
+    with pytest.raises(cache.CacheError, match="data.flowers_split"):
+        cache.stratified_indices([0, 1, 2], {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
+
+
+def test_val_membership_is_seeded_and_near_the_fraction():
+    names = tf.constant([f"Breed_{i}.jpg" for i in range(2000)])
+    member = cache.in_val(names, 0.2, seed=1).numpy()
+    assert 0.17 < member.mean() < 0.23
+    assert np.array_equal(member, cache.in_val(names, 0.2, seed=1).numpy())
+    assert not np.array_equal(member, cache.in_val(names, 0.2, seed=2).numpy())
+
+
+def test_mask_resize_keeps_classes_and_shifts_them():
+    trimap = np.ones((40, 30, 1), np.uint8)
+    trimap[10:20] = 2
+    trimap[20:] = 3
+    mask = cache.resize_mask(trimap, 16).numpy()
+    assert mask.shape == (16, 16, 1) and mask.dtype == np.uint8
+    assert set(np.unique(mask)) == {0, 1, 2}
+
+
+def test_tfds_shaped_data_flows_through_cache_and_training(tmp_path, small_params):
+    """The `tfds` source, faked offline by TFDS' own mock: prepare -> cache -> one training epoch."""
+    from visionflow.training import train_classifier
+
+    with tfds.testing.mock_data(num_examples=30):
+        prepare_tfds("oxford_iiit_pet", tmp_path / "pets", tmp_path / "downloads")
+        prepare_tfds("tf_flowers", tmp_path / "flowers", tmp_path / "downloads")
+        pets = cache.pets_splits(open_prepared(tmp_path / "pets"), 32, 0.2, seed=0)
+        pets_info = cache.write_cache(pets, tmp_path / "cache_pets", {"class_names": list(cache.MASK_CLASSES)}, 2)
+        builder = open_prepared(tmp_path / "flowers")
+        flowers = cache.flowers_splits(builder, 64, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+        info = {"class_names": builder.info.features["label"].names, "image_size": 64}
+        flowers_info = cache.write_cache(flowers, tmp_path / "cache_flowers", info, 2)
+    assert pets_info["counts"]["test"] == 30 and sum(pets_info["counts"].values()) == 60
+    element = next(iter(cache.load_split(tmp_path / "cache_pets", "train")))
+    assert element["image"].shape == (32, 32, 3) and element["mask"].shape == (32, 32, 1)
+    assert 0.0 <= float(tf.reduce_min(element["image"])) and float(tf.reduce_max(element["image"])) <= 1.0
+    assert flowers_info["counts"] == {"train": 18, "val": 6, "test": 6}
+    model, history = train_classifier(tmp_path / "cache_flowers", small_params)
+    assert list(history["epoch"]) == [1] and np.isfinite(history["loss"]).all()
+    assert model.output_shape == (None, 5)
+
+
+def test_write_cache_refuses_an_empty_split_and_leaves_nothing(tmp_path):
+    ds = tf.data.Dataset.from_tensor_slices({"label": tf.constant([1, 2], tf.int64)})
+    with pytest.raises(cache.CacheError, match="split 'val' is empty"):
+        cache.write_cache({"train": ds, "val": ds.take(0)}, tmp_path / "out", {}, 2)
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
