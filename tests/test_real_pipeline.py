@@ -28,13 +28,11 @@ def test_dvc_repro_on_the_real_samples(tmp_path):
         if (REPO / name).is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, repo / name)
-    for name in ("dvc.lock",):  # a fresh run, not the lock of the synthetic run
-        (repo / name).unlink(missing_ok=True)
+    (repo / "dvc.lock").unlink()  # a fresh run, not the lock of the synthetic run
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"].update(source="directory", pets_dir=str(pets), flowers_dir=str(flowers))
-    params["segmentation"].update(epochs=1, encoder={"weights": "imagenet", "alpha": 0.35, "trainable": False,
-                                                      })
+    params["segmentation"].update(epochs=1, encoder={"weights": "imagenet", "alpha": 0.35, "trainable": False})
     params["classifier"].update(epochs=1)
     params["detection"].update(num_images=6)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 from keras.src.utils import file_utils
 
-from visionflow.config import ConfigError, DetectionConfig
+from visionflow.config import DetectionConfig
 from visionflow.detection import build_canvases, strategy_scores
 from visionflow.detection.imagenet import (
     SPECIES,
     build_imagenet_classifier,
     group_species,
-    load_pet_objects,
     pet_box_from_trimap,
     split_imagenet_top,
 )
@@ -90,22 +89,15 @@ def test_split_reproduces_the_whole_imagenet_model(imagenet_weights):
     assert np.ptp(scores["dense"][0], axis=0).max() > 1e-4  # windows see different things
 
 
-def test_pet_test_split_loads_with_boxes_from_trimaps(pets_sample):
-    images, masks, labels = load_pet_objects(pets_sample, image_size=48)
-    assert images.shape == (150, 48, 48, 3) and masks.shape == (150, 48, 48)
-    assert 0.0 <= images.min() and images.max() <= 1.0
-    assert np.bincount(labels).tolist() == [99, 51]  # Abyssinian + Bengal cats, american_bulldog dogs
-    assert masks.reshape(150, -1).any(axis=1).all()  # every pet has pixels (including the PNG named .jpg)
+def test_pet_canvases_take_boxes_from_the_pet_masks():
+    # The stage feeds the pets cache: masks mark pet + border pixels, labels are species.
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 48, 48, 3), dtype=np.float32)
+    masks = np.zeros((6, 48, 48), bool)
+    masks[:, 12:36, 8:40] = True  # the pet fills a 24 x 32 box inside its square
     cfg = DetectionConfig(num_images=3, canvas_size=128, min_objects=1, max_objects=2)
-    canvases = build_canvases(images, labels, cfg, seed=0, class_names=SPECIES, masks=masks)
+    canvases = build_canvases(images, np.array([0, 1] * 3), cfg, seed=0, class_names=SPECIES, masks=masks)
     for gt in canvases.ground_truth:
-        assert (gt.boxes[:, 2:] > gt.boxes[:, :2]).all() and gt.boxes.max() <= 128
-
-
-def test_bad_pets_dir_names_the_parameter(tmp_path):
-    with pytest.raises(ConfigError, match=r"data\.pets_dir: annotations/test\.txt not found under"):
-        load_pet_objects(tmp_path, image_size=48)
-    (tmp_path / "annotations").mkdir()
-    (tmp_path / "annotations" / "test.txt").write_text("Abyssinian_1 1 1 1\n")
-    with pytest.raises(ConfigError, match=r"data\.pets_dir: .*Abyssinian_1\.jpg not found"):
-        load_pet_objects(tmp_path, image_size=48)
+        heights, widths = gt.boxes[:, 2] - gt.boxes[:, 0], gt.boxes[:, 3] - gt.boxes[:, 1]
+        assert (heights > 0).all() and (widths > heights).all()  # the mask's box, not the whole square
+        assert gt.boxes.max() <= 128

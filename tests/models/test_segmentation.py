@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from visionflow.config import EncoderConfig
 from visionflow.models.segmentation import (
     DECODER_FILTERS,
     SKIP_LAYERS,

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
-from PIL import Image
-from tqdm import tqdm
 
-from visionflow.config import ConfigError
 from visionflow.detection.canvas import mask_box
 from visionflow.detection.engine import WindowClassifier
 from visionflow.models.classifier import feature_stride
@@ -90,44 +86,3 @@ def split_imagenet_top(top: keras.Model, alpha: float) -> WindowClassifier:
 def pet_box_from_trimap(trimap: np.ndarray) -> np.ndarray:
     """Bounding box [ymin, xmin, ymax, xmax] (max exclusive) of a trimap's pet pixels (values 1 and 3)."""
     return mask_box(np.isin(np.asarray(trimap), TRIMAP_PET_VALUES))
-
-
-def _read_split(pets_dir: Path, split: str) -> list[tuple[str, int]]:
-    listing = pets_dir / "annotations" / f"{split}.txt"
-    if not listing.is_file():
-        raise ConfigError(
-            f"data.pets_dir: annotations/{split}.txt not found under {pets_dir} (expected the Oxford-IIIT Pet "
-            "release layout)"
-        )
-    rows = []
-    for line in listing.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _class_id, species, *_ = line.split()
-            rows.append((name, int(species) - 1))  # release species 1 cat, 2 dog -> SPECIES index
-    return rows
-
-
-def load_pet_objects(
-    pets_dir: str | Path, image_size: int, split: str = "test", limit: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pets of a release split resized to image_size: images (N, S, S, 3) [0, 1], pet masks (N, S, S), species (N,)."""
-    pets_dir = Path(pets_dir)
-    rows = _read_split(pets_dir, split)[:limit]
-    if not rows:
-        raise ConfigError(f"data.pets_dir: annotations/{split}.txt under {pets_dir} lists no images")
-    images, masks, labels = [], [], []
-    for name, species in tqdm(rows, desc=f"pets {split}", unit="image", leave=False):
-        image_path = pets_dir / "images" / f"{name}.jpg"
-        trimap_path = pets_dir / "annotations" / "trimaps" / f"{name}.png"
-        for path in (image_path, trimap_path):
-            if not path.is_file():
-                raise ConfigError(f"data.pets_dir: {path} not found (listed in annotations/{split}.txt)")
-        # decode by content, not extension: the release has a PNG named .jpg
-        with Image.open(image_path) as im:
-            image = np.asarray(im.convert("RGB").resize((image_size, image_size), Image.BILINEAR), np.float32)
-        with Image.open(trimap_path) as tm:
-            trimap = np.asarray(tm.resize((image_size, image_size), Image.NEAREST))
-        images.append(image / 255.0)
-        masks.append(np.isin(trimap, TRIMAP_PET_VALUES))
-        labels.append(species)
-    return np.stack(images), np.stack(masks), np.asarray(labels, np.int32)
