@@ -34,6 +34,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow.training import train_classifier
+    from visionflow.models.saving import save_model
     from visionflow.viz import save_history, save_image_grid
 
     ensure_parent(args.model, args.history, args.augmented)
@@ -44,9 +45,7 @@ def main() -> None:
                           "augment.classifier": {"ops": str(params.augment.classifier)},
                           "data.source": params.data.source})
         model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()])
-        tmp = args.model.with_name(f".{args.model.stem}.tmp.keras")
-        model.save(tmp)
-        tmp.replace(args.model)
+        save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")
         save_history(history, curves)

@@ -17,6 +17,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow.training import train_segmentation
+    from visionflow.models.saving import save_model
     from visionflow.viz import save_history
 
     ensure_parent(args.model, args.history)
@@ -25,9 +26,7 @@ def main() -> None:
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
                           "data.source": params.data.source})
         model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()])
-        tmp = args.model.with_name(f".{args.model.stem}.tmp.keras")
-        model.save(tmp)
-        tmp.replace(args.model)  # a crash never leaves a model file DVC would take as complete
+        save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")
         save_history(history, curves)

@@ -119,3 +119,22 @@ def test_compile_classifier_trains(small_params):
     x, y = _images(8, 32), np.arange(8) % NUM_CLASSES
     history = model.fit(x, y, epochs=5, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_saved_model_files_are_byte_reproducible_and_load(tmp_path):
+    import hashlib
+    import time
+
+    from visionflow.config import ClassifierConfig
+    from visionflow.models.saving import save_model
+
+    model = build_classifier(ClassifierConfig(image_size=32), num_classes=5)
+    save_model(model, tmp_path / "a.keras")
+    time.sleep(1.1)  # Keras would stamp a different save time
+    save_model(model, tmp_path / "b.keras")
+    digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.keras", "b.keras")]
+    assert digest[0] == digest[1]
+    loaded = keras.models.load_model(tmp_path / "a.keras", safe_mode=True)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras"]  # no temp files left

@@ -1,0 +1,36 @@
+"""Saving .keras files byte-reproducibly, so the same weights give the same DVC hash."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """`model.save(path)` without the save time, written to a temp file and renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_name(f".{path.stem}.raw-{os.getpid()}.keras")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    model.save(raw)
+    # Keras stamps metadata.json with "date_saved" and the weights entry with the current time; the
+    # weights themselves are deterministic. Rewrite the archive with both pinned.
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            entry = zipfile.ZipInfo(info.filename, date_time=_EPOCH)
+            entry.compress_type = info.compress_type
+            entry.external_attr = info.external_attr
+            dst.writestr(entry, data)
+    raw.unlink()
+    tmp.replace(path)
