@@ -148,6 +148,14 @@ def _find_run_for_model(mlflow, experiment_id: str, model_path: Path) -> str | N
     return runs[0].info.run_id if runs else None
 
 
+def _experiment(mlflow, name: str, own_store: bool):
+    # A new experiment's artifacts default to ./mlruns under the *current* folder, which for a
+    # `dvc exp run --temp` is a copy DVC deletes: in our own store, pin them under the repository root.
+    if own_store and mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=(repo_root() / "mlruns" / name).as_uri())
+    return mlflow.set_experiment(name)
+
+
 @contextlib.contextmanager
 def start_run(task: str, stage: str, *, model: Path | None = None) -> Iterator[Run]:
     """A run in the task's experiment, tagged with git commit, DVC experiment and stage.
@@ -158,8 +166,9 @@ def start_run(task: str, stage: str, *, model: Path | None = None) -> Iterator[R
     if not enabled():
         yield Run(None)
         return
+    own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read before mlflow.set_tracking_uri exports it
     mlflow = _mlflow()
-    experiment = mlflow.set_experiment(EXPERIMENTS[task])
+    experiment = _experiment(mlflow, EXPERIMENTS[task], own_store)
     run_id = _find_run_for_model(mlflow, experiment.experiment_id, model) if model else None
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"{stage}"):
         run = Run(mlflow)
