@@ -122,16 +122,24 @@ def test_compile_classifier_trains(small_params):
 
 
 def test_saved_model_files_are_byte_reproducible_and_load(tmp_path):
+    # Same seed and config in two processes -> the same bytes (no save time, no per-process object ids).
     import hashlib
-    import time
+    import subprocess
+    import sys
 
     from visionflow.config import ClassifierConfig
     from visionflow.models.saving import save_model
 
+    script = (
+        "import keras, sys; from visionflow.config import ClassifierConfig; "
+        "from visionflow.models.classifier import build_classifier; from visionflow.models.saving import save_model; "
+        "keras.utils.set_random_seed(0); "
+        "save_model(build_classifier(ClassifierConfig(image_size=32), num_classes=5), sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.keras")], check=True, capture_output=True)
+    keras.utils.set_random_seed(0)
     model = build_classifier(ClassifierConfig(image_size=32), num_classes=5)
     save_model(model, tmp_path / "a.keras")
-    time.sleep(1.1)  # Keras would stamp a different save time
-    save_model(model, tmp_path / "b.keras")
     digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.keras", "b.keras")]
     assert digest[0] == digest[1]
     loaded = keras.models.load_model(tmp_path / "a.keras", safe_mode=True)

@@ -12,6 +12,20 @@ import keras
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 
+def _renumber_shared_objects(node, ids: dict[int, int]) -> None:
+    # Keras writes Python id()s as `shared_object_id` (e.g. of a dtype policy several layers share): they only
+    # link equal objects within one file, so number them in order of appearance instead.
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "shared_object_id" and isinstance(value, int):
+                node[key] = ids.setdefault(value, len(ids))
+            else:
+                _renumber_shared_objects(value, ids)
+    elif isinstance(node, list):
+        for value in node:
+            _renumber_shared_objects(value, ids)
+
+
 def save_model(model: keras.Model, path: Path) -> None:
     """`model.save(path)` without the save time, written to a temp file and renamed into place."""
     path = Path(path)
@@ -19,8 +33,8 @@ def save_model(model: keras.Model, path: Path) -> None:
     raw = path.with_name(f".{path.stem}.raw-{os.getpid()}.keras")
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
     model.save(raw)
-    # Keras stamps metadata.json with "date_saved" and the weights entry with the current time; the
-    # weights themselves are deterministic. Rewrite the archive with both pinned.
+    # Keras stamps metadata.json with "date_saved", the weights entry with the current time and config.json
+    # with object ids of this process; the weights themselves are deterministic. Rewrite all three.
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             data = src.read(info)
@@ -28,6 +42,10 @@ def save_model(model: keras.Model, path: Path) -> None:
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
+            elif info.filename == "config.json":
+                config = json.loads(data)
+                _renumber_shared_objects(config, {})
+                data = json.dumps(config).encode()
             entry = zipfile.ZipInfo(info.filename, date_time=_EPOCH)
             entry.compress_type = info.compress_type
             entry.external_attr = info.external_attr
