@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from visionflow.config import flatten
+
 EXPERIMENTS = {
     "data": "visionflow-data",
     "segmentation": "visionflow-segmentation",
@@ -75,16 +77,6 @@ def _mlflow():
     return mlflow
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 class Run:
     """A handle on the active run; every method is a no-op when tracking is off."""
 
@@ -98,13 +90,13 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log a (nested) mapping of params as dotted keys."""
         if self._mlflow:
-            flat = {k: ("null" if v is None else v) for k, v in _flatten(params).items()}
+            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
             self._mlflow.log_params(flat)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log the numeric leaves of a (nested) mapping as dotted keys."""
         if self._mlflow:
-            flat = {k: float(v) for k, v in _flatten(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            flat = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self._mlflow.log_metrics(flat, step=step)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
