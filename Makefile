@@ -22,16 +22,20 @@ run: setup
 	@$(BIN)/python -m visionflow.summary
 
 # The real datasets: SOURCE=directory (PETS_DIR, FLOWERS_DIR: local copies in the release layout) or
-# SOURCE=tfds (downloaded by tensorflow-datasets), with the settings of configs/real.yaml, as a DVC experiment.
+# SOURCE=tfds (downloaded by tensorflow-datasets), with the settings of configs/real.yaml, as a DVC experiment
+# named EXP. EXTRA takes more `dvc exp run` arguments, e.g. EXTRA='-S segmentation.epochs=2' or EXTRA=--dry.
+# visionflow.experiment checks every setting, folder and weight file before DVC starts a stage.
 SOURCE ?= directory
 PETS_DIR ?=
 FLOWERS_DIR ?=
+EXP ?= real-$(SOURCE)
+EXTRA ?=
 DATA_SETTINGS = -S data.source=$(SOURCE) \
-	$(if $(PETS_DIR),-S data.pets_dir=$(abspath $(PETS_DIR))) \
-	$(if $(FLOWERS_DIR),-S data.flowers_dir=$(abspath $(FLOWERS_DIR)))
+	$(if $(PETS_DIR),-S 'data.pets_dir=$(abspath $(PETS_DIR))') \
+	$(if $(FLOWERS_DIR),-S 'data.flowers_dir=$(abspath $(FLOWERS_DIR))')
 
 run-real: setup
-	$(BIN)/dvc exp run -n real-$(SOURCE) $(DATA_SETTINGS) $$($(BIN)/python -m visionflow.overrides configs/real.yaml)
+	@$(BIN)/python -m visionflow.experiment configs/real.yaml -n $(EXP) $(DATA_SETTINGS) $(EXTRA)
 	@$(BIN)/dvc exp show --only-changed --md | head -20
 	@$(BIN)/python -m visionflow.summary
 

@@ -6,40 +6,8 @@ from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
 from visionflow import tracking
-from visionflow.config import ConfigError, Params, load_params, to_dict
-
-TFDS_NAMES = {"pets": "oxford_iiit_pet", "flowers": "tf_flowers"}
-
-
-def _local_dir(params: Params, dataset: str) -> Path:
-    key = "pets_dir" if dataset == "pets" else "flowers_dir"
-    value = getattr(params.data, key)
-    if value is None:
-        raise ConfigError(f"data.{key}: required when data.source is 'directory' (set it to the release folder)")
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"data.{key}: {path} is not a folder (point it at the dataset in its original release layout)")
-    return path
-
-
-def prepare(params: Params, dataset: str, out: Path, download_dir: Path):
-    """Fill `out/tfds` (and `out/raw` for synthetic data); return the data report."""
-    from visionflow.data import flowers, pets, synthetic, tfds_source
-
-    module = pets if dataset == "pets" else flowers
-    source = params.data.source
-    if source == "tfds":
-        return tfds_source.prepare_tfds(TFDS_NAMES[dataset], out / "tfds", download_dir)
-    if source == "directory":
-        root = _local_dir(params, dataset)
-    else:
-        syn = params.data.synthetic
-        print(f"generating synthetic {dataset} in {out / 'raw'} ...", flush=True)
-        if dataset == "pets":
-            root = synthetic.generate_pets(out / "raw", syn.pets_images, syn.pets_min_side, syn.pets_max_side, params.seed)
-        else:
-            root = synthetic.generate_flowers(out / "raw", syn.flowers_per_class, params.seed)
-    return module.prepare_local(root, out / "tfds", max_image_side=params.data.max_image_side, source=source)
+from visionflow.config import load_params, to_dict
+from visionflow.data.sources import TFDS_NAMES, local_dir, prepare
 
 
 def main() -> None:
@@ -52,7 +20,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     if params.data.source == "directory":
-        _local_dir(params, args.dataset)  # fail before any work
+        local_dir(params, args.dataset)  # fail before any work
     report = prepare(params, args.dataset, args.out, args.download_dir)
     ensure_parent(args.report)
     report.write_json(args.report)

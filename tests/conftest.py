@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,3 +72,45 @@ def small_params():
     raw["classifier"].update(image_size=64, epochs=1, batch_size=8)
     raw["detection"].update(num_images=4, canvas_size=128, batch_size=16)
     return parse_params(raw, source="small_params")
+
+
+def fresh_shell_env(**extra: str) -> dict[str, str]:
+    """The environment of a new terminal: no venv on PATH, none of the test-session settings above."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"VIRTUAL_ENV", "KERAS_HOME", "VISIONFLOW_TRACKING", "MLFLOW_TRACKING_URI", "PYTHONPATH"}}
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p and p != venv_bin)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(extra)
+    return env
+
+
+def clone(dest: Path, params: dict | None = None) -> Path:
+    """A git clone of the working tree at `dest`, sharing this session's installed .venv, params updated.
+
+    `make setup` in the clone finds the venv up to date, as it would after `make setup` in a real clone.
+    """
+    import yaml
+
+    stamp = Path(sys.prefix) / ".installed"
+    if not stamp.is_file():
+        pytest.skip("run through `make test`: the clone shares the venv that `make setup` installed")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    (dest / ".venv").symlink_to(Path(sys.prefix))
+    old = stamp.stat().st_mtime - 60
+    for name in ("pyproject.toml", "requirements.lock"):
+        os.utime(dest / name, (old, old))
+    if params:
+        from visionflow.overrides import merge
+
+        raw = yaml.safe_load((dest / "params.yaml").read_text())
+        (dest / "params.yaml").write_text(yaml.safe_dump(merge(raw, params), sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest

@@ -1,20 +1,17 @@
-"""Turn a partial params file into `dvc exp run -S key=value` flags (Hydra override syntax).
+"""Turn a partial params file into `dvc exp run -S key=value` values (Hydra override syntax).
 
-    dvc exp run $(python -m visionflow.overrides configs/real.yaml)
-
-so a named set of settings (the real-data defaults) lives in one reviewed file, validated like params.yaml.
+A named set of settings (the real-data defaults) lives in one reviewed file, validated like params.yaml;
+`visionflow.experiment` passes these values to DVC as separate arguments (no shell quoting involved).
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from visionflow.config import ConfigError, flatten, load_params, parse_params, to_dict
+from visionflow.config import flatten, load_params, parse_params, to_dict
 
 
 def _value(value: Any) -> str:
@@ -43,18 +40,3 @@ def overrides(path: Path, params: Path = Path("params.yaml")) -> list[str]:
     change = yaml.safe_load(Path(path).read_text()) or {}
     parse_params(merge(to_dict(load_params(params)), change), source=str(path))
     return [f"{key}={_value(value)}" for key, value in flatten(change).items()]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Print `-S 'key=value'` flags for dvc exp run."""
-    args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 1:
-        sys.exit("usage: python -m visionflow.overrides SETTINGS.yaml")
-    try:
-        print(" ".join(f"-S {shlex.quote(item)}" for item in overrides(Path(args[0]))))
-    except ConfigError as exc:
-        sys.exit(f"error: {exc}")
-
-
-if __name__ == "__main__":
-    main()

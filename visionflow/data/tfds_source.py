@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import urllib.error
 from collections.abc import Callable, Iterator
@@ -20,18 +19,13 @@ from tqdm import tqdm
 
 from visionflow.data.images import DataSourceError
 from visionflow.data.report import DataReport
+from visionflow.data.sources import offline_error, probe
 
 DatasetName = Literal["oxford_iiit_pet", "tf_flowers"]
 
 # Versions the pipeline is written against (features and splits), and the split names they hold.
 _VERSIONS = {"oxford_iiit_pet": "4.*.*", "tf_flowers": "3.*.*"}
 SPLITS: dict[str, tuple[str, ...]] = {"oxford_iiit_pet": ("train", "test"), "tf_flowers": ("train",)}
-# Download hosts of the TFDS 4.9.10 builders (oxford_iiit_pet: https, tf_flowers: http).
-_HOSTS = {"oxford_iiit_pet": ("thor.robots.ox.ac.uk", 443), "tf_flowers": ("download.tensorflow.org", 80)}
-_OFFLINE_ALTERNATIVE = {
-    "oxford_iiit_pet": "data.pets_dir pointing at an extracted Oxford-IIIT Pet release (images/, annotations/)",
-    "tf_flowers": "data.flowers_dir pointing at an extracted flower_photos/ folder",
-}
 # What TFDS's downloader raises when the host cannot be reached or the transfer fails.
 _DOWNLOAD_ERRORS = (
     requests.exceptions.ConnectionError,
@@ -41,24 +35,6 @@ _DOWNLOAD_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
-
-
-def _offline_error(name: str, why: str) -> DataSourceError:
-    return DataSourceError(
-        f"data.source: tfds: cannot download {name}: {why}. The network is unreachable (or the download failed); "
-        f"offline, set `data.source: synthetic` (generated data), or `data.source: directory` with "
-        f"{_OFFLINE_ALTERNATIVE[name]}"
-    )
-
-
-def _probe(name: str, timeout_s: float) -> None:
-    """Fail fast when the download host is unreachable (TFDS retries for minutes before it gives up)."""
-    host, port = _HOSTS[name]
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise _offline_error(name, f"{host}:{port} is unreachable ({exc})") from None
 
 
 @contextlib.contextmanager
@@ -146,11 +122,11 @@ def prepare_tfds(
         # no-op: then there is nothing to download, and only the metadata is written for open_prepared.
         mocked = not _within(builder.data_dir, stage)
         if not mocked:
-            _probe(name, probe_timeout_s)
+            probe(name, probe_timeout_s)
         try:
             builder.download_and_prepare(download_dir=str(download_dir))
         except _DOWNLOAD_ERRORS as exc:
-            raise _offline_error(name, str(exc)) from exc
+            raise offline_error(name, str(exc)) from exc
         if mocked:
             builder_dir = stage / "data" / name / str(builder.version)
             builder_dir.mkdir(parents=True)

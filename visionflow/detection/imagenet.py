@@ -11,6 +11,7 @@ from keras import layers
 
 from visionflow.detection.canvas import mask_box
 from visionflow.detection.engine import WindowClassifier
+from visionflow.keras_cache import TOP_SIZE, mobilenet_v2_file
 from visionflow.models.classifier import feature_stride
 from visionflow.models.weights import WeightsUnavailableError, is_fetch_failure
 
@@ -19,7 +20,7 @@ from visionflow.models.weights import WeightsUnavailableError, is_fetch_failure
 DOG_IDS = range(151, 269)
 CAT_IDS = range(281, 286)
 SPECIES = ("cat", "dog")
-IMAGENET_SIZE = 224  # the only input size Keras publishes MobileNetV2 top (classifier) weights for
+IMAGENET_SIZE = TOP_SIZE  # the only input size Keras publishes MobileNetV2 top (classifier) weights for
 TRIMAP_PET_VALUES = (1, 3)  # trimap: 1 pet, 2 background, 3 border (the pet's outline)
 
 
@@ -48,7 +49,7 @@ def _imagenet_top(alpha: float, weights: str | None) -> keras.Model:
         home = os.environ.get("KERAS_HOME", "unset, so ~/.keras")
         raise WeightsUnavailableError(
             "detection.classifier: 'imagenet' needs the ImageNet MobileNetV2 weights WITH the classifier top "
-            f"(mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{IMAGENET_SIZE}.h5, "
+            f"({mobilenet_v2_file(IMAGENET_SIZE, alpha, top=True)}, "
             f"detection.imagenet_alpha={alpha}), which are not in the Keras cache and could not be downloaded "
             f"({exc}). Set detection.classifier: pipeline, or place that file under $KERAS_HOME/models "
             f"(KERAS_HOME={home}; it must be writable and set before Keras is imported)."

@@ -7,9 +7,8 @@ import os
 import keras
 
 from visionflow.config import EncoderConfig
+from visionflow.keras_cache import mobilenet_v2_file
 
-# The input sizes Keras publishes MobileNetV2 ImageNet weights for; any other size gets the 224 ones.
-IMAGENET_SIZES = (96, 128, 160, 192, 224)
 _FETCH_FAILURE = "URL fetch failure on"  # how keras.utils.get_file words a failed HTTP/URL fetch
 
 
@@ -19,8 +18,7 @@ class WeightsUnavailableError(ValueError):
 
 def _weights_file(input_shape: tuple[int | None, int | None, int], alpha: float) -> str:
     rows, cols = input_shape[0], input_shape[1]
-    size = rows if rows == cols and rows in IMAGENET_SIZES else 224
-    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
+    return mobilenet_v2_file(rows if rows == cols else 0, alpha)
 
 
 def is_fetch_failure(exc: Exception) -> bool:
