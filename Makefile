@@ -23,7 +23,7 @@ run: setup
 
 # The real datasets: SOURCE=directory (PETS_DIR, FLOWERS_DIR: local copies in the release layout) or
 # SOURCE=tfds (downloaded by tensorflow-datasets), with the settings of configs/real.yaml, as a DVC experiment
-# named EXP. EXTRA takes more `dvc exp run` arguments, e.g. EXTRA='-S segmentation.epochs=2' or EXTRA=--dry.
+# named EXP. EXTRA takes more `dvc exp run` arguments, e.g. EXTRA='-S segmentation.epochs=2' or EXTRA=--queue.
 # visionflow.experiment checks every setting, folder and weight file before DVC starts a stage.
 SOURCE ?= directory
 PETS_DIR ?=
