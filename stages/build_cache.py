@@ -7,7 +7,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from stages.common import parser, run
-from visionflow import cache
+from visionflow import cache, tracking
 from visionflow.config import Params, load_params
 
 
@@ -58,7 +58,11 @@ def main() -> None:
         splits["train"] = _with_offline_copies(splits["train"], params, "classifier", "label")
         info = {"dataset": "tf_flowers", "class_names": builder.info.features["label"].names, "image_size": size}
     info["offline_copies"] = params.augment.offline_copies
-    written = cache.write_cache(splits, args.out, info, args.shards)
+    with tracking.start_run(f"build_cache_{args.dataset}", params) as mlrun:
+        mlrun.log_inputs({f"{args.dataset} prepared": args.data}, "preparation")
+        written = cache.write_cache(splits, args.out, info, args.shards)
+        mlrun.log_params({"image_size": size, "offline_copies": params.augment.offline_copies, "shards": args.shards})
+        mlrun.log_metrics({f"{split}_examples": n for split, n in written["counts"].items()})
     print(f"cache {args.out}: " + ", ".join(f"{k}={v}" for k, v in written["counts"].items()))
 
 

@@ -20,8 +20,14 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a bad input (ValueError and its subclasses) exits 1 with its message only."""
+    """Run a stage's main(); a bad input (ValueError and its subclasses) exits 1 with its message only.
+
+    The MLflow store is checked first, so an unreachable tracking server stops the stage in seconds.
+    """
+    from visionflow import tracking
+
     try:
+        tracking.check_store()
         main()
     except ValueError as exc:
         if os.environ.get("VISIONFLOW_DEBUG"):

@@ -24,7 +24,9 @@ def main() -> None:
     report = prepare(params, args.dataset, args.out, args.download_dir)
     ensure_parent(args.report)
     report.write_json(args.report)
-    with tracking.start_run("data", f"download_{args.dataset}") as mlrun:
+    with tracking.start_run(f"download_{args.dataset}", params) as mlrun:
+        if params.data.source == "directory":
+            mlrun.log_inputs({f"{args.dataset} release": local_dir(params, args.dataset)}, "source")
         mlrun.log_params({"dataset": args.dataset, "seed": params.seed, "data": to_dict(params.data)})
         summary = report.to_dict()
         mlrun.log_metrics({"images": summary["total_images"], "skipped": len(summary["skipped"]),

@@ -43,7 +43,8 @@ def main() -> None:
     n = min(args.examples, len(images))
     save_image_grid(list(images[:n]), [f"{names[pred[i]]} {probs[i, pred[i]]:.2f}\n(true {names[truth[i]]})"
                                        for i in range(n)], predictions_png)
-    with tracking.start_run("classifier", "evaluate_classifier", model=args.model) as mlrun:
+    with tracking.start_run("evaluate_classifier", params) as mlrun:
+        mlrun.log_inputs({"flowers cache": args.cache, "classifier model": args.model}, "evaluation")
         mlrun.log_metrics({"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
                            "test_per_class": metrics["per_class"]})
         for path in (args.metrics, args.confusion, confusion_png, predictions_png):

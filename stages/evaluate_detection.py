@@ -88,7 +88,10 @@ def main() -> None:
     n = min(FIGURE_IMAGES, len(canvases.images))
     save_detection_grid(canvases.images[:n], detections[cfg.strategy][:n], canvases.ground_truth[:n], names,
                         args.figure)
-    with tracking.start_run("detection", "evaluate_detection") as mlrun:
+    with tracking.start_run("evaluate_detection", params) as mlrun:
+        objects = ({"pets cache": args.pets_cache} if cfg.classifier == "imagenet"
+                   else {"flowers cache": args.flowers_cache, "classifier model": args.model})
+        mlrun.log_inputs(objects, "evaluation")
         mlrun.log_params({"seed": params.seed, "detection": to_dict(cfg), "classifier.image_size": size})
         mlrun.log_metrics({k: v for k, v in metrics.items() if k != "agreement_pairs"})
         mlrun.log_artifact(args.metrics)

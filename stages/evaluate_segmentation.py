@@ -33,7 +33,8 @@ def main() -> None:
     write_json(metrics, args.metrics)
     images, true, pred = (list(x) for x in zip(*examples))
     save_segmentation_grid(images, true, pred, args.figure)
-    with tracking.start_run("segmentation", "evaluate_segmentation", model=args.model) as mlrun:
+    with tracking.start_run("evaluate_segmentation", params) as mlrun:
+        mlrun.log_inputs({"pets cache": args.cache, "segmentation model": args.model}, "evaluation")
         mlrun.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         mlrun.log_artifact(args.metrics)
         mlrun.log_artifact(args.figure, "plots")

@@ -34,11 +34,14 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow.training import train_classifier
+    from visionflow import cache
     from visionflow.models.saving import save_model
+    from visionflow.models.serving import pixel_examples, raw_pixel_model
     from visionflow.viz import save_history, save_image_grid
 
     ensure_parent(args.model, args.history, args.augmented)
-    with tracking.start_run("classifier", "train_classifier") as mlrun:
+    with tracking.start_run("train_classifier", params) as mlrun:
+        mlrun.log_inputs({"flowers cache": args.cache}, "training")
         mlrun.log_params({"seed": params.seed, "classifier": to_dict(params.classifier),
                           "augment.placement": params.augment.placement,
                           "augment.offline_copies": params.augment.offline_copies,
@@ -51,7 +54,9 @@ def main() -> None:
         save_history(history, curves)
         seen = augmented_examples(args.cache, params, model, args.examples)
         save_image_grid(list(seen), [f"train #{i}" for i in range(len(seen))], args.augmented)
-        mlrun.log_model_file(args.model)
+        mlrun.tag_model_file(args.model)
+        mlrun.log_keras_model(raw_pixel_model(model), "classifier",
+                              pixel_examples(cache.load_split(args.cache, "val")))
         for path in (args.history, curves, args.augmented):
             mlrun.log_artifact(path, "plots")
     print(f"saved {args.model}; last epoch: {history.iloc[-1].round(4).to_dict()}")

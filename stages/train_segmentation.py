@@ -17,11 +17,14 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow.training import train_segmentation
+    from visionflow import cache
     from visionflow.models.saving import save_model
+    from visionflow.models.serving import pixel_examples, raw_pixel_model
     from visionflow.viz import save_history
 
     ensure_parent(args.model, args.history)
-    with tracking.start_run("segmentation", "train_segmentation") as mlrun:
+    with tracking.start_run("train_segmentation", params) as mlrun:
+        mlrun.log_inputs({"pets cache": args.cache}, "training")
         mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
                           "data.source": params.data.source})
@@ -30,7 +33,9 @@ def main() -> None:
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")
         save_history(history, curves)
-        mlrun.log_model_file(args.model)
+        mlrun.tag_model_file(args.model)
+        mlrun.log_keras_model(raw_pixel_model(model), "segmentation",
+                              pixel_examples(cache.load_split(args.cache, "val")))
         mlrun.log_artifact(args.history, "plots")
         mlrun.log_artifact(curves, "plots")
     print(f"saved {args.model}; last epoch: " + history.iloc[-1].round(4).to_dict().__repr__())

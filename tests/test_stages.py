@@ -74,24 +74,40 @@ def test_pets_stages_write_their_outputs(pets_run):
     assert "test mean IoU" in out.stdout
 
 
+def _stage_runs(client) -> dict:
+    experiment = client.get_experiment_by_name("visionflow")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    return {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+
+
 def test_pets_run_is_tracked_in_mlflow(pets_run):
     import mlflow
+    import numpy as np
 
     w, env, _ = pets_run
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name("visionflow-segmentation")
-    runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1, "evaluation must resume the run that trained the model"
-    run = runs[0]
-    assert run.data.params["segmentation.epochs"] == "2"
-    assert run.data.params["seed"] == "42"
-    assert "test_mean_iou" in run.data.metrics and "val_loss" in run.data.metrics
-    assert len(client.get_metric_history(run.info.run_id, "loss")) == 2  # one point per epoch
-    assert run.data.tags["visionflow.git_commit"]
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"model", "plots", "segmentation.json"} <= artifacts
-    data_runs = client.search_runs([client.get_experiment_by_name("visionflow-data").experiment_id])
-    assert data_runs and data_runs[0].data.params["data.source"] == "synthetic"
+    runs = _stage_runs(client)
+    # Run by hand (no DVC process above them), stages are stand-alone runs of the project's experiment.
+    assert {"download_pets", "train_segmentation", "evaluate_segmentation"} <= set(runs)
+    train, evaluate = runs["train_segmentation"], runs["evaluate_segmentation"]
+    assert train.data.params["segmentation.epochs"] == "2" and train.data.params["seed"] == "42"
+    assert "val_loss" in train.data.metrics and "test_mean_iou" in evaluate.data.metrics
+    assert len(client.get_metric_history(train.info.run_id, "loss")) == 2  # one point per epoch
+    assert {i.dataset.name for i in evaluate.inputs.dataset_inputs} == {"pets cache", "segmentation model"}
+    assert runs["download_pets"].data.params["data.source"] == "synthetic"
+    # The model is an MLflow model, registered, `candidate` on the newest version; it takes raw pixels.
+    version = client.get_model_version_by_alias("visionflow-segmentation", "candidate")
+    assert version.run_id == train.info.run_id
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    served = mlflow.pyfunc.load_model("models:/visionflow-segmentation@candidate")
+    assert tuple(served.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 64, 64, 3)
+    from visionflow import cache
+    from visionflow.inference import load_model
+
+    image = next(cache.load_split(w / "cache/pets", "test").take(1).as_numpy_iterator())["image"][None]
+    pixels = np.round(image * 255).astype(np.float32)
+    keras_model = load_model(w / "models/segmentation.keras")
+    np.testing.assert_allclose(served.predict(pixels), keras_model.predict(pixels / 255, verbose=0), atol=1e-4)
 
 
 def test_cache_is_byte_reproducible(pets_run, tmp_path):
@@ -196,10 +212,11 @@ def test_classifier_and_detection_runs_are_tracked(flowers_run):
 
     _, env = flowers_run
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    (run,) = client.search_runs([client.get_experiment_by_name("visionflow-classifier").experiment_id])
-    assert run.data.params["augment.placement"] == "model" and "test_accuracy" in run.data.metrics
-    assert "augmented.png" in {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots")}
-    (det,) = client.search_runs([client.get_experiment_by_name("visionflow-detection").experiment_id])
+    runs = _stage_runs(client)
+    train, evaluate, det = runs["train_classifier"], runs["evaluate_classifier"], runs["evaluate_detection"]
+    assert train.data.params["augment.placement"] == "model" and "test_accuracy" in evaluate.data.metrics
+    assert "augmented.png" in {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "plots")}
+    assert client.get_model_version_by_alias("visionflow-classifier", "candidate").run_id == train.info.run_id
     assert "map50" in det.data.metrics and "strategies.dense.images_per_second" in det.data.metrics
 
 

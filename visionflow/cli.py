@@ -167,7 +167,9 @@ def predict_detection(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}."""
+    """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}, runs, models."""
+    from visionflow.runs import add_commands
+
     p = argparse.ArgumentParser(prog="visionflow", description=__doc__)
     verbs = p.add_subparsers(dest="verb", required=True)
     ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--out-dir", type=Path, required=True)
     pd.add_argument("--params", type=Path, default=Path("params.yaml"), help="detection settings")
     pd.set_defaults(func=predict_detection)
+    add_commands(verbs)
     return p
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from visionflow.tracking import ui_command
-
 HEADLINES = {
-    "segmentation.json": ("segmentation", ["mean_iou", "pixel_accuracy", "dice", "majority_baseline.mean_iou"]),
+    "segmentation.json": ("segmentation", ["mean_iou", "pixel_accuracy", "iou.border", "dice",
+                                           "majority_baseline.mean_iou"]),
     "classifier.json": ("classifier", ["accuracy", "macro_f1"]),
     "detection.json": ("detection", ["map50", "precision", "recall", "random_baseline.map50"]),
 }
+# The ones a pipeline run is compared by (the parent run's metrics in MLflow), as task.key.
+COMPARED = ("segmentation.mean_iou", "segmentation.pixel_accuracy", "segmentation.iou.border",
+            "classifier.accuracy", "classifier.macro_f1", "detection.map50")
 
 
 def _get(d: dict, dotted: str):
@@ -20,6 +22,19 @@ def _get(d: dict, dotted: str):
             return None
         d = d[part]
     return d
+
+
+def headline_values(metrics_dir: Path = Path("metrics")) -> dict[str, float]:
+    """`{task.key: value}` of the compared headline metrics, for every metrics file present."""
+    values = {}
+    for name, (task, _) in HEADLINES.items():
+        path = metrics_dir / name
+        if path.is_file():
+            data = json.loads(path.read_text())
+            for key in COMPARED:
+                if key.startswith(task + ".") and isinstance(v := _get(data, key[len(task) + 1:]), (int, float)):
+                    values[key] = float(v)
+    return values
 
 
 def summary(metrics_dir: Path = Path("metrics")) -> str:
@@ -33,7 +48,7 @@ def summary(metrics_dir: Path = Path("metrics")) -> str:
         values = [f"{k} = {v:.4f}" for k in keys if isinstance(v := _get(data, k), (int, float))]
         lines.append(f"  {task:<13} " + ", ".join(values))
     lines.append("")
-    lines.append(f"Compare runs in the MLflow UI:  .venv/bin/{ui_command()}")
+    lines.append("Compare runs in the MLflow UI:  make ui   (or: visionflow runs compare A B)")
     return "\n".join(lines)
 
 

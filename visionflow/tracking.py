@@ -1,7 +1,12 @@
-"""MLflow in one place: where runs go, how they are named and tagged, what they log.
+"""MLflow in one place (with `visionflow.runs`, its read side): where runs go, how they are grouped and tagged.
 
-Nothing else in visionflow imports mlflow. Tracking is on by default (a SQLite store at the repository
-root) and can be turned off with VISIONFLOW_TRACKING=off (the test suite does).
+One pipeline execution (a `dvc repro`, a `dvc exp run`, queued or `--temp`) is one parent run in the project's
+experiment, named after the DVC experiment (or the commit for a plain repro), holding every param and the
+headline metrics read from the metrics files after each stage, so stages DVC skipped still count. Every stage
+that runs is a child run with its params, inputs (DVC path and md5 as MLflow datasets), metrics, figures and
+models. The stages of one execution find their parent by the DVC process that started them.
+
+Tracking is on by default (a SQLite store at the repository root) and off with VISIONFLOW_TRACKING=off.
 """
 
 from __future__ import annotations
@@ -9,19 +14,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from visionflow.config import flatten
+import yaml
 
-EXPERIMENTS = {
-    "data": "visionflow-data",
-    "segmentation": "visionflow-segmentation",
-    "classifier": "visionflow-classifier",
-    "detection": "visionflow-detection",
+from visionflow.config import Params, flatten, to_dict
+
+EXPERIMENT = "visionflow"
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",  # the runs table, not the GenAI overview
+    "mlflow.note.content": "visionflow pipeline runs: one parent run per `dvc repro` / `dvc exp run`, its "
+    "stages as child runs. Compare parents by their params, data digests and headline metrics.",
 }
 MODEL_TAG = "visionflow.model_sha256"
+EXECUTION_TAG = "visionflow.execution"
+PARENT_TAG = "visionflow.pipeline_run"
+CANDIDATE_ALIAS = "candidate"
+REGISTERED_MODELS = {"segmentation": "visionflow-segmentation", "classifier": "visionflow-classifier"}
+OFF_HINT = "set VISIONFLOW_TRACKING=off to run without tracking"
 
 
 def enabled() -> bool:
@@ -44,6 +57,27 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
+def check_store(timeout_s: float = 5.0) -> None:
+    """Raise ValueError within seconds when the store cannot take runs (before a stage does any work)."""
+    if not enabled():
+        return
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+        except requests.RequestException as exc:
+            raise ValueError(f"MLFLOW_TRACKING_URI={uri}: the tracking server does not answer ({exc}); start it, "
+                             f"point MLFLOW_TRACKING_URI at a running one, or {OFF_HINT}") from None
+    elif uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        target = db if db.exists() else db.parent
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"MLflow store {db} is not writable: fix its permissions, set MLFLOW_TRACKING_URI to "
+                             f"another store, or {OFF_HINT}")
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file (identifies a saved model across stages)."""
     h = hashlib.sha256()
@@ -53,21 +87,57 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _git_commit() -> str:
+def _git(*args: str) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
+        return ""
 
 
-def _git_dirty() -> bool:
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, check=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(out.stdout.strip())
+def _pipeline_writes() -> set[str]:
+    """Files the pipeline itself rewrites: dvc.lock, params.yaml (DVC's -S) and every stage output."""
+    written = {"dvc.lock", "params.yaml"}
+    stages = (yaml.safe_load(Path("dvc.yaml").read_text()) or {}).get("stages", {}) if Path("dvc.yaml").is_file() else {}
+    for stage in stages.values():
+        for key in ("outs", "metrics", "plots"):
+            for item in stage.get(key, []):
+                written.add(next(iter(item)) if isinstance(item, dict) else item)
+    return written
+
+
+def git_dirty() -> bool:
+    """Tracked files changed since the commit, other than what the pipeline writes (its params are logged)."""
+    written = _pipeline_writes()
+    changed = [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return any(not any(path == w or path.startswith(w.rstrip("/") + "/") for w in written) for path in changed)
+
+
+def dvc_digest(path: Path) -> str | None:
+    """The md5 DVC recorded for an output path in dvc.lock (`md5.dir` for folders), if any."""
+    lock = Path("dvc.lock")
+    if not lock.is_file():
+        return None
+    wanted = Path(path).as_posix().rstrip("/")
+    for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path", "").rstrip("/") == wanted:
+                return out.get("md5")
+    return None
+
+
+def execution_key() -> str | None:
+    """Identifies one DVC execution: the nearest `dvc` ancestor process, plus the experiment and folder."""
+    import psutil
+
+    for proc in psutil.Process().parents():
+        try:
+            cmd = proc.cmdline()
+            if any(Path(arg).name == "dvc" for arg in cmd[:2]) or cmd[1:3] == ["-m", "dvc"]:
+                return (f"{socket.gethostname()}:{proc.pid}:{proc.create_time():.3f}:"
+                        f"{os.environ.get('DVC_EXP_NAME', '')}:{Path.cwd()}")
+        except psutil.Error:
+            continue
+    return None
 
 
 def _mlflow():
@@ -77,8 +147,76 @@ def _mlflow():
     return mlflow
 
 
+def experiment_id(client, own_store: bool = False) -> str:
+    """The project's experiment (created once, also when two stages race to create it)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        # In our own store pin artifacts under the repository root: a new experiment's default is ./mlruns under
+        # the current folder, which for a `dvc exp run --temp` is a copy DVC deletes.
+        location = (repo_root() / "mlruns" / EXPERIMENT).as_uri() if own_store else None
+        try:
+            return client.create_experiment(EXPERIMENT, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+    return experiment.experiment_id
+
+
+def _parent_run(client, exp_id: str, params: Params | None) -> str | None:
+    """The execution's parent run: found by its key, or created with every param and the lineage tags."""
+    key = execution_key()
+    if key is None:  # a stage run by hand, outside DVC
+        return None
+    found = client.search_runs([exp_id], f"tags.`{EXECUTION_TAG}` = '{key}'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    commit = _git("rev-parse", "HEAD").strip() or "unknown"
+    exp_name = os.environ.get("DVC_EXP_NAME", "")
+    run = client.create_run(exp_id, run_name=exp_name or f"repro {commit[:7]}", tags={
+        EXECUTION_TAG: key,
+        PARENT_TAG: "true",
+        "visionflow.git_commit": commit,
+        "visionflow.git_dirty": str(git_dirty()),
+        "visionflow.dvc_exp_name": exp_name,
+        "visionflow.dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", commit),
+    })
+    if params is not None:
+        _log_params(client, run.info.run_id, to_dict(params))
+    return run.info.run_id
+
+
+def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    flat = [Param(k, "null" if v is None else str(v)) for k, v in flatten(params).items()]
+    for i in range(0, len(flat), 100):
+        client.log_batch(run_id, params=flat[i : i + 100])
+
+
+def headline_metrics(metrics_dir: Path = Path("metrics")) -> dict[str, float]:
+    """The numbers a pipeline run is compared by, from whichever metrics files exist now."""
+    from visionflow.summary import headline_values
+
+    return headline_values(metrics_dir)
+
+
+class _KerasFlavor:
+    """mlflow.keras, with the model folder made first: its save_model (3.17) writes the input example into a
+    folder it only creates afterwards, so `mlflow.keras.log_model(..., input_example=...)` fails."""
+
+    @staticmethod
+    def save_model(path, **kwargs):
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        return mlflow.keras.save_model(path=path, **kwargs)
+
+
 class Run:
-    """A handle on the active run; every method is a no-op when tracking is off."""
+    """A handle on the active stage run; every method is a no-op when tracking is off."""
 
     def __init__(self, mlflow=None):
         self._mlflow = mlflow
@@ -90,8 +228,7 @@ class Run:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log a (nested) mapping of params as dotted keys."""
         if self._mlflow:
-            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
-            self._mlflow.log_params(flat)
+            self._mlflow.log_params({k: ("null" if v is None else v) for k, v in flatten(params).items()})
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log the numeric leaves of a (nested) mapping as dotted keys."""
@@ -100,18 +237,47 @@ class Run:
             self._mlflow.log_metrics(flat, step=step)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        """Attach a file (figure, metrics JSON, model) to the run."""
+        """Attach a file (figure, metrics JSON) to the run."""
         if self._mlflow:
             self._mlflow.log_artifact(str(path), artifact_path)
 
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        if self._mlflow:
-            self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+    def log_inputs(self, inputs: Mapping[str, Path], context: str) -> None:
+        """Record DVC-tracked inputs as MLflow datasets: name, source = the DVC path, digest = DVC's md5."""
+        if not self._mlflow:
+            return
+        import warnings
 
-    def log_model_file(self, path: Path) -> None:
-        """Attach a saved .keras model and tag the run with its hash, so evaluation can find the run."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        for name, path in inputs.items():
+            with warnings.catch_warnings():  # "can be interpreted in multiple ways": twice the same local source
+                warnings.simplefilter("ignore", UserWarning)
+                source = resolve_dataset_source(Path(path).as_posix())
+            digest = dvc_digest(Path(path))
+            self._mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36] if digest else None), context)
+
+    def log_keras_model(self, model, task: str, example) -> None:
+        """Log `model` (raw pixels in) as an mlflow.keras model, register it and point `candidate` at it."""
+        if not self._mlflow:
+            return
+        import keras
+        import tensorflow as tf
+        from mlflow.models import infer_signature
+
+        name = REGISTERED_MODELS[task]
+        info = self._mlflow.models.Model.log(
+            artifact_path=None, name="model", flavor=_KerasFlavor, flavor_name="mlflow.keras", model=model,
+            signature=infer_signature(example, model.predict(example, verbose=0)), input_example=example,
+            registered_model_name=name,
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        )
+        client = self._mlflow.MlflowClient()
+        client.set_registered_model_alias(name, CANDIDATE_ALIAS, info.registered_model_version)
+
+    def tag_model_file(self, path: Path) -> None:
+        """Tag the run with the saved .keras file's hash, so the run that made a model file can be found."""
         if self._mlflow:
-            self._mlflow.log_artifact(str(path), "model")
             self._mlflow.set_tag(MODEL_TAG, file_sha256(path))
 
     def keras_callback(self):
@@ -127,53 +293,49 @@ class Run:
         return _EpochLogger()
 
 
-def _find_run_for_model(mlflow, experiment_id: str, model_path: Path) -> str | None:
-    if not Path(model_path).is_file():
-        return None
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.`{MODEL_TAG}` = '{file_sha256(model_path)}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    return runs[0].info.run_id if runs else None
-
-
-def _experiment(mlflow, name: str, own_store: bool):
-    # A new experiment's artifacts default to ./mlruns under the *current* folder, which for a
-    # `dvc exp run --temp` is a copy DVC deletes: in our own store, pin them under the repository root.
-    if own_store and mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=(repo_root() / "mlruns" / name).as_uri())
-    return mlflow.set_experiment(name)
-
-
 @contextlib.contextmanager
-def start_run(task: str, stage: str, *, model: Path | None = None) -> Iterator[Run]:
-    """A run in the task's experiment, tagged with git commit, DVC experiment and stage.
-
-    With `model`, the run that trained that exact model file (same sha256) is resumed, so evaluation
-    metrics and figures land beside the training params and curves.
-    """
+def start_run(stage: str, params: Params | None = None) -> Iterator[Run]:
+    """A child run of this execution's parent run; on exit the parent gets the current headline metrics."""
     if not enabled():
         yield Run(None)
         return
     own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read before mlflow.set_tracking_uri exports it
     mlflow = _mlflow()
-    experiment = _experiment(mlflow, EXPERIMENTS[task], own_store)
-    run_id = _find_run_for_model(mlflow, experiment.experiment_id, model) if model else None
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"{stage}"):
-        run = Run(mlflow)
-        run.set_tags({
-            f"visionflow.stage.{stage}": "done",
-            "visionflow.git_commit": _git_commit(),
-            "visionflow.git_dirty": _git_dirty(),
-            "visionflow.dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+    client = mlflow.MlflowClient()
+    exp_id = experiment_id(client, own_store)
+    parent = _parent_run(client, exp_id, params)
+    if parent:
+        client.update_run(parent, status="RUNNING")
+    status = "FAILED"
+    try:
+        with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent, tags={
+            "visionflow.stage": stage,
             "visionflow.dvc_stage": os.environ.get("DVC_STAGE", stage),
-        })
-        yield run
+            "visionflow.dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        }):
+            yield Run(mlflow)
+        status = "FINISHED"
+    finally:
+        if parent:
+            metrics = headline_metrics()
+            if metrics:
+                client.log_batch(parent, metrics=[_metric(k, v) for k, v in metrics.items()])
+            client.update_run(parent, status=status)
 
 
-def ui_command() -> str:
-    """The command that opens the MLflow UI on this store."""
-    return f"mlflow ui --backend-store-uri {tracking_uri()}"
+def _metric(key: str, value: float):
+    import time
+
+    from mlflow.entities import Metric
+
+    return Metric(key, value, int(time.time() * 1000), 0)
+
+
+def runs_table_url(base: str) -> str:
+    """The UI address of the project's runs table (the experiment, if it exists yet)."""
+    if not enabled():
+        return base
+    client = _mlflow().MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return f"{base}/#/experiments/{experiment.experiment_id}/runs" if experiment else base
+
