@@ -48,8 +48,13 @@ test-fast: setup
 metrics: setup
 	$(BIN)/dvc metrics show
 
+# The MLflow UI on the project's store, on this machine only, without telemetry; prints the runs table's address.
+UI_PORT ?= 5000
 ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+	@MLFLOW_DISABLE_TELEMETRY=true MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db $(BIN)/python -c "from visionflow.tracking import runs_table_url; \
+	  print('MLflow runs table:', runs_table_url('http://127.0.0.1:$(UI_PORT)'))"
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
+	  --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 bench: setup
 	$(BIN)/python bench/detection.py

@@ -114,3 +114,11 @@ def clone(dest: Path, params: dict | None = None) -> Path:
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def readme_session(tmp_path_factory):
+    """The README's shell commands, run once, in order, as typed in a fresh clone (tests/readme_session.py)."""
+    from tests.readme_session import run_readme
+
+    return run_readme(tmp_path_factory.mktemp("readme"))

@@ -9,127 +9,13 @@ commands run with the venv active. Example paths become the real samples, the cl
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.request
-from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import REPO, SHARED, clone, fresh_shell_env, require_shared
-
-SHRUNK = {  # the small_params fixture's sizes
-    "data": {"synthetic": {"pets_images": 40, "pets_min_side": 96, "pets_max_side": 128, "flowers_per_class": 12}},
-    "segmentation": {"image_size": 64, "epochs": 1, "batch_size": 8},
-    "classifier": {"image_size": 64, "epochs": 1, "batch_size": 8},
-    "detection": {"num_images": 4, "canvas_size": 128, "batch_size": 16},
-}
-SMALLER = {"segmentation.epochs=20": "segmentation.epochs=2", "segmentation.epochs=5": "segmentation.epochs=1"}
-EXAMPLE_IMAGES = ("a.jpg", "b.jpg", "scene.jpg")
-UI_URL = "http://127.0.0.1:5000"
-
-
-def readme_commands(text: str) -> list[str]:
-    """The commands of every ```bash block, in order; continuation lines joined, comments dropped."""
-    commands = []
-    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\s+#\s.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                commands.append(line)
-    return commands
-
-
-@dataclass
-class Step:
-    """One README command and how the test runs it."""
-
-    typed: str
-    command: str
-    env: dict[str, str] = field(default_factory=dict)
-    mode: str = "run"  # run | help | server | offline
-    result: subprocess.CompletedProcess | None = None
-
-
-def plan(typed: str, places: dict[str, str]) -> Step:
-    """The rule for `typed`: placeholders to real paths, and how to keep it short."""
-    command = typed
-    for example, real in places.items():
-        command = command.replace(example, real)
-    for big, small in SMALLER.items():
-        command = command.replace(big, small)
-    words = shlex.split(command)
-    if words[:2] in (["make", "test"], ["make", "test-fast"]):
-        return Step(typed, command, env={"PYTEST_ADDOPTS": "--collect-only -q"})
-    if words[:2] == ["make", "ui"]:
-        return Step(typed, command, mode="server")
-    if "scripts/compare_reference.py" in command:
-        return Step(typed, f"{command} --help", mode="help")
-    if words[:2] == ["make", "run-real"]:
-        if "SOURCE=tfds" in words:
-            return Step(typed, command, mode="offline")  # no network here: it must say so at once
-        extra = next((w for w in words if w.startswith("EXTRA=")), "EXTRA=")
-        words = [w for w in words if w != extra] + [extra if "--queue" in extra else f"{extra} --queue".strip()]
-        return Step(typed, shlex.join(words))
-    return Step(typed, command)
-
-
-def _shell(command: str, repo, activated: bool, env: dict[str, str], timeout: int = 900, **kw):
-    script = f"source .venv/bin/activate && {command}" if activated else command
-    return subprocess.run(["bash", "-c", script], cwd=repo, env=fresh_shell_env(**env), capture_output=True,
-                          text=True, timeout=timeout, **kw)
-
-
-def _serve(step: Step, repo, activated: bool) -> subprocess.CompletedProcess:
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", 5000)) != 0, "port 5000 is taken: cannot check `make ui`"
-    script = f"source .venv/bin/activate && {step.command}" if activated else step.command
-    proc = subprocess.Popen(["bash", "-c", script], cwd=repo, env=fresh_shell_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline, status = time.monotonic() + 120, None
-        while time.monotonic() < deadline and proc.poll() is None and status != 200:
-            try:
-                status = urllib.request.urlopen(f"{UI_URL}/health", timeout=5).status
-            except OSError:
-                time.sleep(1)
-        page = urllib.request.urlopen(UI_URL, timeout=10).read().decode() if status == 200 else ""
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0]
-    return subprocess.CompletedProcess(step.command, 0 if "MLflow" in page else 1, out, "")
-
-
-@pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    """The README's commands run in order in one fresh clone: (steps, clone, placeholders, activated?)."""
-    pets = require_shared("datasets", "oxford_iiit_pet")
-    flowers = require_shared("datasets", "flower_photos", "flower_photos")
-    require_shared("keras", "models")
-    tmp = tmp_path_factory.mktemp("readme")
-    keras = tmp / "keras"
-    shutil.copytree(SHARED / "keras" / "models", keras / "models")
-    repo = clone(tmp / "repo", params=SHRUNK)
-    for name, src in zip(EXAMPLE_IMAGES, sorted((flowers / "daisy").glob("*.jpg"))):
-        shutil.copy(src, repo / name)
-    places = {"/data/oxford-iiit-pet": str(pets), "/data/flower_photos": str(flowers), "~/.keras": str(keras)}
-    steps, activated = [], False
-    for typed in readme_commands((REPO / "README.md").read_text()):
-        step, start = plan(typed, places), time.monotonic()
-        if step.mode == "server":
-            step.result = _serve(step, repo, activated)
-        else:
-            step.result = _shell(step.command, repo, activated, step.env)
-        print(f"README: {typed} -> exit {step.result.returncode} in {time.monotonic() - start:.0f} s ({step.mode})")
-        steps.append(step)
-        activated = activated or typed == "source .venv/bin/activate"
-    return steps, repo, places, activated
+from tests.conftest import fresh_shell_env
+from tests.readme_session import plan, readme_commands, shell
 
 
 def test_readme_parser_reads_only_shell_blocks():
@@ -138,12 +24,12 @@ def test_readme_parser_reads_only_shell_blocks():
 
 
 @pytest.mark.slow
-def test_every_readme_command_works_as_typed(session):
-    steps, repo, _, _ = session
+def test_every_readme_command_works_as_typed(readme_session):
+    steps, repo, _, _ = readme_session
     typed = [s.typed.split()[0:2] for s in steps]
     # The README's main commands are all there (a rule above would silently stop applying otherwise).
     for must in (["make", "run"], ["make", "test"], ["make", "run-real"], ["dvc", "exp"], ["visionflow", "predict"],
-                 ["make", "ui"], ["source", ".venv/bin/activate"]):
+                 ["make", "ui"], ["source", ".venv/bin/activate"], ["visionflow", "runs"], ["visionflow", "models"]):
         assert must in typed, f"README lost `{' '.join(must)}`"
     for step in steps:
         out = step.result.stdout + step.result.stderr
@@ -153,6 +39,8 @@ def test_every_readme_command_works_as_typed(session):
             assert "Traceback" not in out and "Running stage" not in out
             continue
         assert step.result.returncode == 0, f"README command failed: {step.typed}\n{out[-4000:]}"
+        if step.mode == "server":
+            assert "MLflow runs table: http://127.0.0.1:5000/#/experiments/" in out, out[-2000:]
         if step.mode == "help":
             for flag in re.findall(r"(--[a-z-]+)", step.typed):
                 assert flag in step.result.stdout, f"{flag} of {step.typed!r} is not an option"
@@ -166,9 +54,9 @@ def test_every_readme_command_works_as_typed(session):
 
 
 @pytest.mark.slow
-def test_a_broken_flag_in_a_readme_command_fails(session):
-    steps, repo, places, activated = session
+def test_a_broken_flag_in_a_readme_command_fails(readme_session):
+    steps, repo, places, activated = readme_session
     typed = next(s.typed for s in steps if "--top-k" in s.typed)
     broken = plan(typed.replace("--top-k", "--top-n"), places)
-    result = _shell(broken.command, repo, activated, broken.env, timeout=300)
+    result = shell(broken.command, repo, activated, broken.env, timeout=300)
     assert result.returncode != 0 and "--top-n" in result.stderr

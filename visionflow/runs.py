@@ -75,12 +75,12 @@ def compare(ref_a: str, ref_b: str) -> str:
 
 
 def list_runs() -> str:
-    """One line per pipeline run: name, id, status and headline metrics."""
+    """One line per pipeline run, newest first: run id, name, status and headline metrics."""
     client, exp_id = _client()
     lines = []
     for run in pipeline_runs(client, exp_id):
         metrics = ", ".join(f"{k}={run.data.metrics[k]:.4f}" for k in COMPARED if k in run.data.metrics)
-        lines.append(f"{run.info.run_name:<24} {run.info.run_id}  {run.info.status:<9} {metrics}")
+        lines.append(f"{run.info.run_id}  {run.info.run_name:<24} {run.info.status:<9} {metrics}")
     return "\n".join(lines) or "no pipeline runs yet"
 
 

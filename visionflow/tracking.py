@@ -320,7 +320,7 @@ def start_run(stage: str, params: Params | None = None) -> Iterator[Run]:
             metrics = headline_metrics()
             if metrics:
                 client.log_batch(parent, metrics=[_metric(k, v) for k, v in metrics.items()])
-            client.update_run(parent, status=status)
+            client.set_terminated(parent, status=status)
 
 
 def _metric(key: str, value: float):
