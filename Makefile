@@ -7,7 +7,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run run-real test test-fast metrics ui bench push pull clean
+.PHONY: setup run run-real test test-fast metrics ui server bench push pull clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ ui: setup
 	  print('MLflow runs table:', runs_table_url('http://127.0.0.1:$(UI_PORT)'))"
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
 	  --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
+# A shared MLflow server on PostgreSQL with artifacts on S3 (settings: README, Working as a team).
+server: setup
+	@$(BIN)/python -m visionflow.server
 
 # Share data, caches, models and the run-cache through the default DVC remote (README: Working as a team).
 push: setup

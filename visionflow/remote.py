@@ -28,38 +28,51 @@ def default_remote() -> tuple[str, dict]:
     return name, dict(config["remote"][name])
 
 
-def check_s3(name: str, remote: dict, timeout_s: float = 10.0) -> None:
-    """Raise ValueError naming the remote and the fix when its bucket cannot be reached or read."""
+def bucket_problem(url: str, endpoint: str | None = None, region: str | None = None, key: str | None = None,
+                   secret: str | None = None, timeout_s: float = 10.0) -> tuple[str, str] | None:
+    """(kind, detail) of what stops reading the bucket of an s3:// url, or None; kind: credentials |
+    endpoint | bucket | access."""
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-    url = remote["url"]
-    bucket = urlparse(url).netloc
-    endpoint = remote.get("endpointurl")
     client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name=remote.get("region"),
-        aws_access_key_id=remote.get("access_key_id"), aws_secret_access_key=remote.get("secret_access_key"),
+        "s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=key, aws_secret_access_key=secret,
         config=Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}),
     )
-    where = f"DVC remote '{name}' ({url}{', endpoint ' + endpoint if endpoint else ''})"
     try:
-        client.head_bucket(Bucket=bucket)
+        client.head_bucket(Bucket=urlparse(url).netloc)
     except NoCredentialsError:
-        raise ValueError(f"{where}: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-                         f"`dvc remote modify --local {name} access_key_id ...` (and secret_access_key)") from None
+        return "credentials", "no credentials"
     except EndpointConnectionError as exc:
-        raise ValueError(f"{where}: the endpoint does not answer ({exc}); check `dvc remote modify {name} "
-                         "endpointurl ...` and that the store is running") from None
+        return "endpoint", str(exc)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("404", "NoSuchBucket"):
-            raise ValueError(f"{where}: bucket '{bucket}' does not exist: create it, or fix the url with "
-                             f"`dvc remote modify {name} url s3://BUCKET/visionflow`") from None
-        raise ValueError(f"{where}: access refused ({code}): check the credentials and the bucket's "
-                         "permissions") from None
+        return ("bucket", code) if code in ("404", "NoSuchBucket") else ("access", code)
     except BotoCoreError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        return "endpoint", str(exc)
+    return None
+
+
+def check_s3(name: str, remote: dict) -> None:
+    """Raise ValueError naming the remote and the fix when its bucket cannot be reached or read."""
+    url, endpoint = remote["url"], remote.get("endpointurl")
+    problem = bucket_problem(url, endpoint, remote.get("region"), remote.get("access_key_id"),
+                             remote.get("secret_access_key"))
+    if problem is None:
+        return
+    kind, detail = problem
+    where = f"DVC remote '{name}' ({url}{', endpoint ' + endpoint if endpoint else ''})"
+    fixes = {
+        "credentials": "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                       f"`dvc remote modify --local {name} access_key_id ...` (and secret_access_key)",
+        "endpoint": f"the endpoint does not answer ({detail}); check `dvc remote modify {name} endpointurl ...` "
+                    "and that the store is running",
+        "bucket": f"bucket '{urlparse(url).netloc}' does not exist: create it, or fix the url with "
+                  f"`dvc remote modify {name} url s3://BUCKET/visionflow`",
+        "access": f"access refused ({detail}): check the credentials and the bucket's permissions",
+    }
+    raise ValueError(f"{where}: {fixes[kind]}")
 
 
 def check() -> str:
