@@ -72,10 +72,14 @@ def plan(typed: str, places: dict[str, str]) -> Step:
     return Step(typed, command)
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@t"}
+
+
 def shell(command: str, repo, activated: bool, env: dict[str, str], timeout: int = 900, **kw):
     script = f"source .venv/bin/activate && {command}" if activated else command
-    return subprocess.run(["bash", "-c", script], cwd=repo, env=fresh_shell_env(**env), capture_output=True,
-                          text=True, timeout=timeout, **kw)
+    return subprocess.run(["bash", "-c", script], cwd=repo, env=fresh_shell_env(**GIT_IDENTITY, **env),
+                          capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def serve(step: Step, repo, activated: bool) -> subprocess.CompletedProcess:
@@ -98,6 +102,21 @@ def serve(step: Step, repo, activated: bool) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(step.command, 0 if "MLflow" in page else 1, out, "")
 
 
+def _team_store() -> dict[str, str]:
+    """A local S3 endpoint with a bucket for the README's team commands, as placeholders to fill."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)  # stops with the test process
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket="visionflow-readme")
+    return {"s3://BUCKET/visionflow": "s3://visionflow-readme/visionflow", "https://S3_ENDPOINT": endpoint,
+            "KEY_ID": "testing", "SECRET": "testing"}
+
+
 def run_readme(tmp: Path) -> tuple[list[Step], Path, dict[str, str], bool]:
     """The README's commands run in order in one fresh clone: (steps, clone, placeholders, activated?)."""
     pets = require_shared("datasets", "oxford_iiit_pet")
@@ -109,6 +128,7 @@ def run_readme(tmp: Path) -> tuple[list[Step], Path, dict[str, str], bool]:
     for name, src in zip(EXAMPLE_IMAGES, sorted((flowers / "daisy").glob("*.jpg"))):
         shutil.copy(src, repo / name)
     places = {"/data/oxford-iiit-pet": str(pets), "/data/flower_photos": str(flowers), "~/.keras": str(keras)}
+    places.update(_team_store())
     steps, activated = [], False
     for typed in readme_commands((REPO / "README.md").read_text()):
         step, start = plan(typed, places), time.monotonic()

@@ -29,7 +29,8 @@ def test_every_readme_command_works_as_typed(readme_session):
     typed = [s.typed.split()[0:2] for s in steps]
     # The README's main commands are all there (a rule above would silently stop applying otherwise).
     for must in (["make", "run"], ["make", "test"], ["make", "run-real"], ["dvc", "exp"], ["visionflow", "predict"],
-                 ["make", "ui"], ["source", ".venv/bin/activate"], ["visionflow", "runs"], ["visionflow", "models"]):
+                 ["make", "ui"], ["source", ".venv/bin/activate"], ["visionflow", "runs"], ["visionflow", "models"], ["make", "push"],
+                 ["make", "pull"], ["dvc", "remote"]):
         assert must in typed, f"README lost `{' '.join(must)}`"
     for step in steps:
         out = step.result.stdout + step.result.stderr

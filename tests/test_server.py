@@ -66,29 +66,38 @@ def _server_env(db: str, endpoint: str, port: int) -> dict[str, str]:
                            AWS_DEFAULT_REGION="us-east-1", VISIONFLOW_SERVER_PORT=str(port))
 
 
+def _start_server(repo: Path, db: str, endpoint: str, port: int, log: Path) -> subprocess.Popen:
+    """`make server`, typed in `repo`, once it answers on `port`."""
+    with open(log, "a") as out:
+        proc = subprocess.Popen(["make", "server"], cwd=repo, env=_server_env(db, endpoint, port), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+            return proc
+        except OSError:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(1)
+    raise AssertionError(f"make server did not answer in 180 s:\n{log.read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
-def server(postgres, s3, tmp_path_factory):  # noqa: F811
-    """`make server`, typed in a clone, serving on a free 127.0.0.1 port: (url, clone, log path)."""
+def bucket(s3):  # noqa: F811
     import boto3
 
     boto3.client("s3", endpoint_url=s3, aws_access_key_id="testing", aws_secret_access_key=SECRET,
                  region_name="us-east-1").create_bucket(Bucket=ARTIFACTS)
+    return s3
+
+
+@pytest.fixture(scope="module")
+def server(postgres, bucket, tmp_path_factory):
+    """`make server`, typed in a clone, serving on a free 127.0.0.1 port: (url, clone, log path)."""
     repo = clone(tmp_path_factory.mktemp("server") / "repo")
-    port = _port()
-    log = repo.parent / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(["make", "server"], cwd=repo, env=_server_env(postgres[0], s3, port), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=5)
-            break
-        except OSError:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(1)
-    yield url, repo, log
+    port, log = _port(), repo.parent / "server.log"
+    proc = _start_server(repo, postgres[0], bucket, port, log)
+    yield f"http://127.0.0.1:{port}", repo, log
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=60)
 
@@ -99,16 +108,16 @@ def server(postgres, s3, tmp_path_factory):  # noqa: F811
     ({"VISIONFLOW_DB_URI": "postgresql://u:pw@127.0.0.1:9/db"}, "VISIONFLOW_DB_URI holds a password"),
     ({"VISIONFLOW_ARTIFACTS": ""}, "VISIONFLOW_ARTIFACTS='': set it to s3://BUCKET/PREFIX"),
 ])
-def test_make_server_refuses_to_half_start(postgres, s3, tmp_path, change, message):  # noqa: F811
+def test_make_server_refuses_to_half_start(postgres, bucket, tmp_path, change, message):
     repo = clone(tmp_path / "repo")
-    env = {**_server_env(postgres[0], s3, _port()), **change}
+    env = {**_server_env(postgres[0], bucket, _port()), **change}
     start = time.monotonic()
     run = subprocess.run(["make", "server"], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and run.stderr.startswith("error: ") and message in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and time.monotonic() - start < 60
 
 
-def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, postgres, s3, tmp_path):  # noqa: F811
+def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, postgres, bucket, tmp_path):
     import mlflow
 
     url, _, server_log = server
@@ -164,7 +173,7 @@ def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, 
                           check=True).stdout
     import boto3
 
-    s3c = boto3.client("s3", endpoint_url=s3,
+    s3c = boto3.client("s3", endpoint_url=bucket,
                        aws_access_key_id="testing", aws_secret_access_key=SECRET, region_name="us-east-1")
     objects = b"".join(s3c.get_object(Bucket=ARTIFACTS, Key=o["Key"])["Body"].read()
                        for o in s3c.list_objects_v2(Bucket=ARTIFACTS).get("Contents", []))
@@ -176,3 +185,51 @@ def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, 
             assert secret not in text, f"{secret} found in {where}"
         assert secret.encode() not in objects, f"{secret} found in an S3 artifact"
 
+
+
+def test_server_killed_during_training_keeps_the_outputs_and_the_run_is_relogged(postgres, bucket, tmp_path):
+    import mlflow
+
+    from visionflow.overrides import merge
+
+    repo = clone(tmp_path / "repo", params=merge(SHRUNK, {"segmentation": {"epochs": 8}}))
+    port, log = _port(), tmp_path / "server.log"
+    server = _start_server(repo, postgres[0], bucket, port, log)
+    url = f"http://127.0.0.1:{port}"
+    env = fresh_shell_env(MLFLOW_TRACKING_URI=url)
+    repro = subprocess.Popen(["bash", "-c", "source .venv/bin/activate; dvc repro train_segmentation"], cwd=repo,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in repro.stdout:
+        output.append(line)
+        if line.startswith("Epoch 3/"):  # the training stage is under way: the server dies
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+    assert repro.wait(timeout=600) == 0, "".join(output)[-4000:]
+    text = "".join(output)
+    assert "stopped answering" in text and "visionflow runs relog" in text, text[-3000:]
+    assert "Traceback" not in text
+    assert (repo / "models/segmentation.keras").is_file()
+    status = subprocess.run(["bash", "-c", "source .venv/bin/activate; dvc status train_segmentation"], cwd=repo,
+                            env=env, capture_output=True, text=True, check=True).stdout
+    assert "up to date" in status, status
+
+    server = _start_server(repo, postgres[0], bucket, port, log)  # back, on the same address
+    try:
+        relog = subprocess.run(["bash", "-c", "source .venv/bin/activate; visionflow runs relog"], cwd=repo,
+                               env=env, capture_output=True, text=True, timeout=600)
+        assert relog.returncode == 0, relog.stderr[-3000:]
+        client = mlflow.MlflowClient(url)
+        exp_id = client.get_experiment_by_name("visionflow").experiment_id
+        relogged = client.search_runs([exp_id], "tags.`visionflow.relogged` = 'true'")
+        parent = next(r for r in relogged if r.data.tags.get("visionflow.pipeline_run") == "true")
+        assert parent.info.status == "FINISHED" and "segmentation.mean_iou" in parent.data.metrics
+        assert parent.info.run_id in relog.stdout
+        failed = client.search_runs([exp_id], "attributes.status = 'FAILED'")
+        interrupted = [r for r in failed if r.info.run_name == "train_segmentation"]
+        assert interrupted and parent.info.run_id in interrupted[0].data.tags["visionflow.failure"]
+        version = client.get_model_version_by_alias("visionflow-segmentation", "candidate")
+        assert version.run_id in {r.info.run_id for r in relogged}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 from visionflow import tracking
@@ -107,6 +109,67 @@ def promote(ref: str, alias: str) -> str:
     return "\n".join(done)
 
 
+def close_stale(client, exp_id: str, note: str) -> list[str]:
+    """Mark FAILED the RUNNING pipeline runs whose DVC process is gone, and their RUNNING stage runs."""
+    closed = []
+    for parent in client.search_runs([exp_id], f"tags.`{tracking.PARENT_TAG}` = 'true' and attributes.status = 'RUNNING'"):
+        key = parent.data.tags.get(tracking.EXECUTION_TAG)
+        if key and tracking.execution_alive(key):
+            continue
+        for run in [parent, *_children(client, exp_id, parent.info.run_id)]:
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "visionflow.failure", note)
+                client.set_terminated(run.info.run_id, status="FAILED")
+                closed.append(run.info.run_id)
+    return closed
+
+
+def _training_stages() -> dict[str, tuple[str, str]]:
+    """`{task: (model file, cache folder)}` of the training stages, read from dvc.yaml."""
+    import yaml
+
+    stages = yaml.safe_load(open("dvc.yaml"))["stages"]
+    found = {}
+    for task in tracking.REGISTERED_MODELS:
+        stage = stages[f"train_{task}"]
+        model = next(o if isinstance(o, str) else next(iter(o)) for o in stage["outs"])
+        found[task] = (model, next(d for d in stage["deps"] if d.startswith("data/cache")))
+    return found
+
+
+def relog() -> str:
+    """Log the workspace's DVC outputs (params, metrics, inputs, models) as a pipeline run, after the store was
+    lost during a stage; the runs left RUNNING then are closed as FAILED with a note."""
+    import mlflow
+
+    from visionflow import cache
+    from visionflow.config import load_params
+    from visionflow.inference import load_model
+    from visionflow.models.serving import pixel_examples, raw_pixel_model
+
+    tracking.check_store()
+    client = tracking.connect().MlflowClient()
+    exp_id = tracking.experiment_id(client, own_store=not os.environ.get("MLFLOW_TRACKING_URI"))
+    parent = tracking.create_parent(client, exp_id, load_params(), {"visionflow.relogged": "true"}, prefix="relog ")
+    closed = close_stale(client, exp_id, f"the tracking store stopped answering during this run; its DVC outputs "
+                                          f"were re-logged as run {parent}")
+    for task, (model_path, cache_dir) in _training_stages().items():
+        if not Path(model_path).is_file():
+            continue
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"train_{task}", parent_run_id=parent,
+                              tags={"visionflow.relogged": "true"}):
+            run = tracking.Run(mlflow)
+            run.log_inputs({f"{Path(cache_dir).name} cache": Path(cache_dir)}, "training")
+            run.tag_model_file(Path(model_path))
+            run.log_keras_model(raw_pixel_model(load_model(Path(model_path))), task,
+                                pixel_examples(cache.load_split(Path(cache_dir), "val")))
+    metrics = tracking.headline_metrics()
+    if metrics:
+        client.log_batch(parent, metrics=[tracking.metric(k, v) for k, v in metrics.items()])
+    client.set_terminated(parent, status="FINISHED")
+    return f"re-logged the workspace as run {parent}" + (f"; closed {len(closed)} stale run(s) as FAILED" if closed else "")
+
+
 def add_commands(verbs: argparse._SubParsersAction) -> None:
     """`visionflow runs {list,compare}` and `visionflow models promote` on the argparse tree."""
     runs = verbs.add_parser("runs", help="pipeline runs in MLflow").add_subparsers(dest="task", required=True)
@@ -115,6 +178,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     cmp = runs.add_parser("compare", help="params, data digests and metrics that differ between two runs")
     cmp.add_argument("runs", nargs=2, metavar="RUN", help="run id or DVC experiment name")
     cmp.set_defaults(func=lambda args: print(compare(*args.runs)))
+    runs.add_parser("relog", help="log the workspace's DVC outputs as a run after the store was lost").set_defaults(
+        func=lambda args: print(relog()))
     models = verbs.add_parser("models", help="the model registry").add_subparsers(dest="task", required=True)
     pro = models.add_parser("promote", help="point an alias at the models a run registered")
     pro.add_argument("run", metavar="RUN", help="run id or DVC experiment name")

@@ -12,10 +12,12 @@ Tracking is on by default (a SQLite store at the repository root) and off with V
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -140,7 +142,12 @@ def execution_key() -> str | None:
     return None
 
 
-def _mlflow():
+def connect():
+    """mlflow, pointed at this project's store."""
+    # A server that went away should cost seconds, not MLflow's default minutes of retries per call.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
@@ -173,19 +180,37 @@ def _parent_run(client, exp_id: str, params: Params | None) -> str | None:
     found = client.search_runs([exp_id], f"tags.`{EXECUTION_TAG}` = '{key}'", max_results=1)
     if found:
         return found[0].info.run_id
+    return create_parent(client, exp_id, params, {EXECUTION_TAG: key})
+
+
+def create_parent(client, exp_id: str, params: Params | None, tags: Mapping[str, str], prefix: str = "") -> str:
+    """A new pipeline (parent) run with every param and the lineage tags; returns its id."""
     commit = _git("rev-parse", "HEAD").strip() or "unknown"
     exp_name = os.environ.get("DVC_EXP_NAME", "")
-    run = client.create_run(exp_id, run_name=exp_name or f"repro {commit[:7]}", tags={
-        EXECUTION_TAG: key,
+    run = client.create_run(exp_id, run_name=prefix + (exp_name or f"repro {commit[:7]}"), tags={
         PARENT_TAG: "true",
         "visionflow.git_commit": commit,
         "visionflow.git_dirty": str(git_dirty()),
         "visionflow.dvc_exp_name": exp_name,
         "visionflow.dvc_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", commit),
+        **tags,
     })
     if params is not None:
         _log_params(client, run.info.run_id, to_dict(params))
     return run.info.run_id
+
+
+def execution_alive(key: str) -> bool:
+    """Whether the DVC process of an execution key still runs (keys of other hosts count as alive)."""
+    import psutil
+
+    host, pid, created = key.split(":")[:3]
+    if host != socket.gethostname():
+        return True
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == created
+    except psutil.Error:
+        return False
 
 
 def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
@@ -215,32 +240,79 @@ class _KerasFlavor:
         return mlflow.keras.save_model(path=path, **kwargs)
 
 
+RELOG_HINT = "re-log it from the DVC outputs with `visionflow runs relog` once the store is back"
+
+
+def is_store_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the tracking store stopped answering (not a bug in what was logged)."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, requests.RequestException | ConnectionError):
+        return True
+    return isinstance(exc, MlflowException) and (
+        "API request to" in str(exc) or isinstance(exc.__cause__, requests.RequestException))
+
+
+def _guarded(method):
+    """Run a logging method; when the store is lost, warn once and go on without tracking."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self._mlflow:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only a lost store is absorbed; anything else is re-raised
+            if not is_store_lost(exc):
+                raise
+            self.lose(exc)
+            return None
+
+    return wrapper
+
+
 class Run:
-    """A handle on the active stage run; every method is a no-op when tracking is off."""
+    """A handle on the active stage run; every method is a no-op when tracking is off or the store was lost.
+
+    A store that stops answering mid-stage costs a warning, not the stage: DVC still gets its outputs.
+    """
 
     def __init__(self, mlflow=None):
         self._mlflow = mlflow
+        self.lost = False
+
+    def lose(self, exc: BaseException) -> None:
+        """Stop tracking for the rest of the stage after the store stopped answering."""
+        if not self.lost:
+            print(f"warning: MLflow store {tracking_uri()} stopped answering ({str(exc).splitlines()[0][:200]}); "
+                  f"the stage goes on without tracking: {RELOG_HINT}", file=sys.stderr, flush=True)
+        self.lost, self._mlflow = True, None
 
     @property
     def id(self) -> str | None:
         return self._mlflow.active_run().info.run_id if self._mlflow else None
 
+    @_guarded
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log a (nested) mapping of params as dotted keys."""
         if self._mlflow:
             self._mlflow.log_params({k: ("null" if v is None else v) for k, v in flatten(params).items()})
 
+    @_guarded
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log the numeric leaves of a (nested) mapping as dotted keys."""
         if self._mlflow:
             flat = {k: float(v) for k, v in flatten(metrics).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             self._mlflow.log_metrics(flat, step=step)
 
+    @_guarded
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Attach a file (figure, metrics JSON) to the run."""
         if self._mlflow:
             self._mlflow.log_artifact(str(path), artifact_path)
 
+    @_guarded
     def log_inputs(self, inputs: Mapping[str, Path], context: str) -> None:
         """Record DVC-tracked inputs as MLflow datasets: name, source = the DVC path, digest = DVC's md5."""
         if not self._mlflow:
@@ -257,6 +329,7 @@ class Run:
             digest = dvc_digest(Path(path))
             self._mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36] if digest else None), context)
 
+    @_guarded
     def log_keras_model(self, model, task: str, example) -> None:
         """Log `model` (raw pixels in) as an mlflow.keras model, register it and point `candidate` at it."""
         if not self._mlflow:
@@ -275,6 +348,7 @@ class Run:
         client = self._mlflow.MlflowClient()
         client.set_registered_model_alias(name, CANDIDATE_ALIAS, info.registered_model_version)
 
+    @_guarded
     def tag_model_file(self, path: Path) -> None:
         """Tag the run with the saved .keras file's hash, so the run that made a model file can be found."""
         if self._mlflow:
@@ -300,30 +374,50 @@ def start_run(stage: str, params: Params | None = None) -> Iterator[Run]:
         yield Run(None)
         return
     own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read before mlflow.set_tracking_uri exports it
-    mlflow = _mlflow()
+    mlflow = connect()
     client = mlflow.MlflowClient()
     exp_id = experiment_id(client, own_store)
     parent = _parent_run(client, exp_id, params)
     if parent:
         client.update_run(parent, status="RUNNING")
+    run = Run(mlflow)
+    mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent, tags={
+        "visionflow.stage": stage,
+        "visionflow.dvc_stage": os.environ.get("DVC_STAGE", stage),
+        "visionflow.dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+    })
     status = "FAILED"
     try:
-        with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent, tags={
-            "visionflow.stage": stage,
-            "visionflow.dvc_stage": os.environ.get("DVC_STAGE", stage),
-            "visionflow.dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
-        }):
-            yield Run(mlflow)
+        yield run
         status = "FINISHED"
     finally:
-        if parent:
-            metrics = headline_metrics()
-            if metrics:
-                client.log_batch(parent, metrics=[_metric(k, v) for k, v in metrics.items()])
-            client.set_terminated(parent, status=status)
+        _finish(mlflow, client, run, parent, status)
 
 
-def _metric(key: str, value: float):
+def _finish(mlflow, client, run: Run, parent: str | None, status: str) -> None:
+    """End the stage run and refresh the parent; a store that is gone by now only costs the warning."""
+    try:
+        if not run.lost:
+            mlflow.end_run(status)
+            if parent:
+                metrics = headline_metrics()
+                if metrics:
+                    client.log_batch(parent, metrics=[metric(k, v) for k, v in metrics.items()])
+                client.set_terminated(parent, status=status)
+    except Exception as exc:  # noqa: BLE001 - only a lost store is absorbed
+        if not is_store_lost(exc):
+            raise
+        run.lose(exc)
+    if run.lost and mlflow.active_run():
+        try:  # drop the local active run (MLflow pops it before it calls the store), so exit does not retry
+            mlflow.end_run("FAILED")
+        except Exception as exc:  # noqa: BLE001 - only a lost store is absorbed
+            if not is_store_lost(exc):
+                raise
+
+
+def metric(key: str, value: float):
+    """An MLflow Metric entity stamped now, for `log_batch`."""
     import time
 
     from mlflow.entities import Metric
@@ -335,7 +429,7 @@ def runs_table_url(base: str) -> str:
     """The UI address of the project's runs table (the experiment, if it exists yet)."""
     if not enabled():
         return base
-    client = _mlflow().MlflowClient()
+    client = connect().MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT)
     return f"{base}/#/experiments/{experiment.experiment_id}/runs" if experiment else base
 
