@@ -154,10 +154,16 @@ def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, 
     exp_id = experiments[0].experiment_id
     parents = client.search_runs([exp_id], "tags.`visionflow.pipeline_run` = 'true'")
     assert sorted(p.info.run_name for p in parents) == ["e1", "e2"]
+    ran = set()
     for parent in parents:
         assert parent.info.status == "FINISHED" and "segmentation.mean_iou" in parent.data.metrics
         children = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-        assert len(children) == 9 and {c.info.status for c in children} == {"FINISHED"}
+        names = {c.info.run_name for c in children}
+        # Both change a segmentation param; the other stages may come from the run-cache the other one filled.
+        assert {"train_segmentation", "evaluate_segmentation"} <= names, names
+        assert {c.info.status for c in children} == {"FINISHED"}
+        ran |= names
+    assert len(ran) == 9, ran
     assert len(client.search_registered_models("name = 'visionflow-segmentation'")) == 1
     assert len(client.search_model_versions("name = 'visionflow-segmentation'")) == 2
     # Artifacts come back through the server (from S3): a figure and a model that loads.
