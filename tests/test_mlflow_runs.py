@@ -205,9 +205,8 @@ def test_compare_view_in_chromium_shows_both_runs(store, ui, browser):
 def test_dvc_plots_render_offline(store, browser):
     repo = store[0]
     dvc = str(repo / ".venv/bin/dvc")
-    exps = subprocess.run([dvc, "exp", "list", "--name-only"], cwd=repo, env=fresh_shell_env(), capture_output=True,
-                          text=True, check=True).stdout.split()
-    for name, args in (("plots_show", ["show"]), ("plots_diff", ["diff", "HEAD", exps[0]])):
+    experiment = store[3][1].info.run_name  # the README's `dvc exp run` (its baseline is no longer HEAD)
+    for name, args in (("plots_show", ["show"]), ("plots_diff", ["diff", "HEAD", experiment])):
         out = subprocess.run([dvc, "plots", *args, "-o", f"dvc_{name}"], cwd=repo, env=fresh_shell_env(),
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr

@@ -97,7 +97,9 @@ def promote(ref: str, alias: str) -> str:
     except ValueError:
         try:
             run_ids = [client.get_run(ref).info.run_id]
-        except MlflowException:
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
             raise ValueError(f"{ref}: no pipeline run with that run id or DVC experiment name; {HOW_TO_FIND}") from None
     done = []
     for run_id in run_ids:
