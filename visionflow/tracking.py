@@ -114,17 +114,13 @@ def git_dirty() -> bool:
     return any(not any(path == w or path.startswith(w.rstrip("/") + "/") for w in written) for path in changed)
 
 
-def dvc_digest(path: Path) -> str | None:
-    """The md5 DVC recorded for an output path in dvc.lock (`md5.dir` for folders), if any."""
+def dvc_digests() -> dict[str, str]:
+    """`{output path: md5}` DVC recorded in dvc.lock (`md5.dir` for folders); empty outside a DVC workspace."""
     lock = Path("dvc.lock")
     if not lock.is_file():
-        return None
-    wanted = Path(path).as_posix().rstrip("/")
-    for stage in (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out.get("path", "").rstrip("/") == wanted:
-                return out.get("md5")
-    return None
+        return {}
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).values()
+    return {out["path"].rstrip("/"): out["md5"] for stage in stages for out in stage.get("outs", []) if "md5" in out}
 
 
 def execution_key() -> str | None:
@@ -322,11 +318,12 @@ class Run:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
 
+        digests = dvc_digests()
         for name, path in inputs.items():
             with warnings.catch_warnings():  # "can be interpreted in multiple ways": twice the same local source
                 warnings.simplefilter("ignore", UserWarning)
                 source = resolve_dataset_source(Path(path).as_posix())
-            digest = dvc_digest(Path(path))
+            digest = digests.get(Path(path).as_posix().rstrip("/"))
             self._mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36] if digest else None), context)
 
     @_guarded
