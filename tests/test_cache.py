@@ -74,3 +74,19 @@ def test_write_cache_refuses_an_empty_split_and_leaves_nothing(tmp_path):
     with pytest.raises(cache.CacheError, match="split 'val' is empty"):
         cache.write_cache({"train": ds, "val": ds.take(0)}, tmp_path / "out", {}, 2)
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cores", [1, 2, 8])
+def test_splits_read_back_in_saved_order_on_any_core_count(tmp_path, monkeypatch, cores):
+    # tf.data's default reader interleaves shards over cpu_count(): prove the patch bites, then that
+    # load_split ignores it.
+    import multiprocessing
+
+    ds = tf.data.Dataset.from_tensor_slices({"label": tf.range(21, dtype=tf.int64)})
+    cache.save_split(ds, tmp_path / "train", num_shards=4)
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: cores)
+    default = [int(i) for i, _ in tf.data.Dataset.load(str(tmp_path / "train")).as_numpy_iterator()]
+    if cores < 4:
+        assert default != list(range(21))
+    assert [int(i) for i, _ in cache.load_indexed(tmp_path, "train").as_numpy_iterator()] == list(range(21))
+    assert [int(x["label"]) for x in cache.load_split(tmp_path, "train").as_numpy_iterator()] == list(range(21))

@@ -52,16 +52,27 @@ def save_split(ds: tf.data.Dataset, path: Path, num_shards: int) -> int:
     """Persist `ds` at `path` in `num_shards` shards and return its number of elements."""
     ds.enumerate().save(str(path), shard_func=lambda i, _: i % num_shards)
     _normalise_snapshot(Path(path))
-    return int(sum(1 for _ in tf.data.Dataset.load(str(path)).map(lambda i, _: i)))
+    return int(tf.data.Dataset.load(str(path)).reduce(0, lambda n, _: n + 1))
 
 
 def load_split(cache_dir: Path, split: str) -> tf.data.Dataset:
-    """The elements of one split of a cache, in their saved order."""
+    """The elements of one split of a cache, in their saved order (on any machine)."""
+    return load_indexed(cache_dir, split).map(lambda i, x: x)
+
+
+def load_indexed(cache_dir: Path, split: str) -> tf.data.Dataset:
+    """(saved index, element) pairs of one split, in saved order on any machine.
+
+    `save_split` deals element i to shard i % n. `Dataset.load`'s default reader interleaves the shards
+    with `cycle_length=cpu_count()`, so the order would depend on the machine; a deterministic round
+    robin over exactly the n shards gives back 0, 1, 2, ...
+    """
     path = Path(cache_dir) / split
     if not (path / "snapshot.metadata").is_file():
         raise CacheError(f"{path}: no saved dataset here (run `dvc repro` to build the cache)")
-    # Shards are read one after another so the order is the saved one.
-    return tf.data.Dataset.load(str(path)).map(lambda i, x: x)
+    shards = max(1, len(list((path / _RUN_ID).glob("*.shard"))))
+    return tf.data.Dataset.load(str(path), reader_func=lambda datasets: datasets.interleave(
+        lambda shard: shard, cycle_length=shards, block_length=1, deterministic=True))
 
 
 def read_info(cache_dir: Path) -> dict:
