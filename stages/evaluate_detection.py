@@ -8,6 +8,7 @@ import numpy as np
 
 from stages.common import parser, run
 from visionflow import tracking
+from visionflow.keras_cache import weight_files
 from visionflow.config import Params, load_params, to_dict
 from visionflow.files import write_json
 
@@ -92,6 +93,7 @@ def main() -> None:
         objects = ({"pets cache": args.pets_cache} if cfg.classifier == "imagenet"
                    else {"flowers cache": args.flowers_cache, "classifier model": args.model})
         mlrun.log_inputs(objects, "evaluation")
+        mlrun.log_inputs(weight_files(params, "detection"), "weights")  # ImageNet files DVC does not track
         mlrun.log_params({"seed": params.seed, "detection": to_dict(cfg), "classifier.image_size": size})
         mlrun.log_metrics({k: v for k, v in metrics.items() if k != "agreement_pairs"})
         mlrun.log_artifact(args.metrics)

@@ -8,6 +8,7 @@ import numpy as np
 
 from stages.common import ensure_parent, parser, run
 from visionflow import tracking
+from visionflow.keras_cache import weight_files
 from visionflow.config import Params, load_params, to_dict
 
 
@@ -42,6 +43,7 @@ def main() -> None:
     ensure_parent(args.model, args.history, args.augmented)
     with tracking.start_run("train_classifier", params) as mlrun:
         mlrun.log_inputs({"flowers cache": args.cache}, "training")
+        mlrun.log_inputs(weight_files(params, "classifier"), "weights")  # ImageNet files DVC does not track
         mlrun.log_params({"seed": params.seed, "classifier": to_dict(params.classifier),
                           "augment.placement": params.augment.placement,
                           "augment.offline_copies": params.augment.offline_copies,

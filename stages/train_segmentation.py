@@ -6,6 +6,7 @@ from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
 from visionflow import tracking
+from visionflow.keras_cache import weight_files
 from visionflow.config import load_params, to_dict
 
 
@@ -25,6 +26,7 @@ def main() -> None:
     ensure_parent(args.model, args.history)
     with tracking.start_run("train_segmentation", params) as mlrun:
         mlrun.log_inputs({"pets cache": args.cache}, "training")
+        mlrun.log_inputs(weight_files(params, "segmentation"), "weights")  # ImageNet files DVC does not track
         mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
                           "data.source": params.data.source})

@@ -96,6 +96,24 @@ def test_inputs_carry_the_dvc_md5(exp_copy, monkeypatch):
     assert json.loads(item.dataset.source) == {"uri": "data/cache/pets"} and item.tags[0].value == "training"
 
 
+def test_imagenet_weight_files_are_logged_with_their_sha256(exp_copy, monkeypatch, tmp_path):
+    from visionflow.keras_cache import mobilenet_v2_file, weight_files
+
+    params = load_params(REPO / "configs" / "real.yaml")  # ImageNet encoders
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    name = mobilenet_v2_file(params.segmentation.image_size, params.segmentation.encoder.alpha)
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    (tmp_path / "keras" / "models" / name).write_bytes(b"weights")
+    files = weight_files(params, "segmentation")
+    assert files == {"segmentation.encoder.weights": tmp_path / "keras" / "models" / name}
+    with tracking.start_run("train_segmentation", None) as run:
+        run.log_inputs(files, "weights")
+    client, experiment = _client()
+    (item,) = client.search_runs([experiment.experiment_id])[0].inputs.dataset_inputs
+    assert item.dataset.digest == tracking.file_sha256(files["segmentation.encoder.weights"])[:36]
+    assert item.tags[0].value == "weights"
+
+
 def test_dirty_flag_ignores_what_the_pipeline_writes(tmp_path, monkeypatch):
     import subprocess
 

@@ -43,6 +43,16 @@ def needed_weights(params: Params) -> dict[str, str]:
     return needed
 
 
+def weight_files(params: Params, prefix: str) -> dict[str, Path]:
+    """`{param: file}` of the ImageNet weight files in the Keras cache that params under `prefix` build with.
+
+    DVC does not track them, so stages log them (with their hash) as MLflow inputs.
+    """
+    home = keras_home() / "models"
+    return {param: home / name for param, name in needed_weights(params).items()
+            if param.startswith(prefix) and (home / name).is_file()}
+
+
 def _reachable(host: tuple[str, int], timeout_s: float) -> bool:
     try:
         with socket.create_connection(host, timeout=timeout_s):

@@ -310,7 +310,8 @@ class Run:
 
     @_guarded
     def log_inputs(self, inputs: Mapping[str, Path], context: str) -> None:
-        """Record DVC-tracked inputs as MLflow datasets: name, source = the DVC path, digest = DVC's md5."""
+        """Record inputs as MLflow datasets: name, source = the path, digest = DVC's md5 for DVC-tracked paths,
+        else the file's sha256 (files DVC does not track, such as ImageNet weights under KERAS_HOME)."""
         if not self._mlflow:
             return
         import warnings
@@ -324,6 +325,8 @@ class Run:
                 warnings.simplefilter("ignore", UserWarning)
                 source = resolve_dataset_source(Path(path).as_posix())
             digest = digests.get(Path(path).as_posix().rstrip("/"))
+            if digest is None and Path(path).is_file():
+                digest = file_sha256(Path(path))
             self._mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36] if digest else None), context)
 
     @_guarded

@@ -1,0 +1,86 @@
+"""dvc.yaml's deps equal what each stage imports: a change to any project module reruns the stages using it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("visionflow", "stages")
+# Modules that touch only MLflow, never a DVC output: a change there must not rerun the pipeline.
+NOT_RESULTS = {"visionflow/tracking.py"}
+# The top-level package markers hold no code that changes results (a version string, nothing).
+TOP_INITS = {"visionflow/__init__.py", "stages/__init__.py"}
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT / name.replace(".", "/")
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules `path` imports anywhere in its body (function-level imports included)."""
+    names: set[str] = set()
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    out = set()
+    for name in names:
+        if name.split(".")[0] in PACKAGES:
+            # A package import runs its __init__ and every parent package's.
+            parts = name.split(".")
+            out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
+
+
+def imported_files(entry: Path) -> set[str]:
+    """Every project file `entry` reaches through imports, as repo-relative paths, tracking excluded."""
+    seen: set[str] = set()
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in seen or rel in NOT_RESULTS:
+            continue
+        seen.add(rel)
+        todo.extend(p for p in map(_module_file, _imports(path)) if p is not None)
+    return seen
+
+
+def _stages() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _covered(file: str, deps: list[str]) -> bool:
+    return any(file == d or file.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_stage_deps_cover_every_imported_project_file(stage):
+    spec = _stages()[stage]
+    module = re.search(r"python -m (stages\.\w+)", spec["cmd"]).group(1)
+    files = imported_files(_module_file(module))
+    missing = sorted(f for f in files - TOP_INITS if not _covered(f, spec["deps"]))
+    assert not missing, f"dvc.yaml stage {stage}: add these imported files (or their folders) to deps: {missing}"
+
+
+def test_the_import_walk_sees_function_level_and_relative_imports():
+    files = imported_files(ROOT / "stages" / "train_segmentation.py")
+    assert "visionflow/training.py" in files  # imported inside main()
+    assert "visionflow/models/segmentation.py" in files  # imported inside a training function
+    assert "visionflow/tracking.py" not in files
