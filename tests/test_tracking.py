@@ -163,9 +163,42 @@ def test_an_unreachable_server_is_reported_in_seconds(monkeypatch):
     assert time.monotonic() - start < 10
 
 
+def test_a_store_that_is_not_a_database_is_reported_before_any_work(exp_copy):
+    (exp_copy / "mlflow.db").write_text("not sqlite")
+    with pytest.raises(ValueError, match=r"mlflow.db cannot take a write \(file is not a database\).*"
+                                         "VISIONFLOW_TRACKING=off"):
+        tracking.check_store()
+
+
 def test_tracking_off_logs_nothing(exp_copy, monkeypatch):
     monkeypatch.setenv("VISIONFLOW_TRACKING", "off")
     with tracking.start_run("train_classifier", None) as run:
         run.log_metrics({"loss": 1.0})
         assert run.id is None
     assert not (exp_copy / "mlflow.db").exists()
+
+
+def test_runs_of_killed_processes_are_closed_as_failed_by_the_next_stage(exp_copy, monkeypatch):
+    import socket
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.tracking_uri())
+    exp_id = tracking.experiment_id(client, own_store=True)
+    dead = f"{socket.gethostname()}:999999:1.000"  # no such process
+    other_host = "elsewhere:1:1.000"
+    killed_stage = client.create_run(exp_id, run_name="train_segmentation", tags={tracking.PROCESS_TAG: dead})
+    killed_parent = client.create_run(exp_id, run_name="p", tags={tracking.PARENT_TAG: "true",
+                                                                   tracking.EXECUTION_TAG: f"{dead}:exp:/x"})
+    its_stage = client.create_run(exp_id, run_name="build_cache_pets",
+                                  tags={"mlflow.parentRunId": killed_parent.info.run_id})
+    remote = client.create_run(exp_id, run_name="train_classifier", tags={tracking.PROCESS_TAG: other_host})
+    alive = client.create_run(exp_id, run_name="evaluate", tags={tracking.PROCESS_TAG: tracking.process_key()})
+    with tracking.start_run("train_classifier", None):
+        pass
+    status = {r.info.run_id: r for r in client.search_runs([exp_id])}
+    for run in (killed_stage, killed_parent, its_stage):
+        closed = status[run.info.run_id]
+        assert closed.info.status == "FAILED" and "killed" in closed.data.tags[tracking.FAILURE_TAG]
+    for run in (remote, alive):  # another host's run, or a live process: left alone
+        assert status[run.info.run_id].info.status == "RUNNING"

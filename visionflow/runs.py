@@ -111,21 +111,6 @@ def promote(ref: str, alias: str) -> str:
     return "\n".join(done)
 
 
-def close_stale(client, exp_id: str, note: str) -> list[str]:
-    """Mark FAILED the RUNNING pipeline runs whose DVC process is gone, and their RUNNING stage runs."""
-    closed = []
-    for parent in client.search_runs([exp_id], f"tags.`{tracking.PARENT_TAG}` = 'true' and attributes.status = 'RUNNING'"):
-        key = parent.data.tags.get(tracking.EXECUTION_TAG)
-        if key and tracking.execution_alive(key):
-            continue
-        for run in [parent, *_children(client, exp_id, parent.info.run_id)]:
-            if run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "visionflow.failure", note)
-                client.set_terminated(run.info.run_id, status="FAILED")
-                closed.append(run.info.run_id)
-    return closed
-
-
 def _training_stages() -> dict[str, tuple[str, str]]:
     """`{task: (model file, cache folder)}` of the training stages, read from dvc.yaml."""
     import yaml
@@ -153,7 +138,7 @@ def relog() -> str:
     client = tracking.connect().MlflowClient()
     exp_id = tracking.experiment_id(client, own_store=not os.environ.get("MLFLOW_TRACKING_URI"))
     parent = tracking.create_parent(client, exp_id, load_params(), {"visionflow.relogged": "true"}, prefix="relog ")
-    closed = close_stale(client, exp_id, f"the tracking store stopped answering during this run; its DVC outputs "
+    closed = tracking.close_stale(client, exp_id, f"the tracking store stopped answering during this run; its DVC outputs "
                                           f"were re-logged as run {parent}")
     for task, (model_path, cache_dir) in _training_stages().items():
         if not Path(model_path).is_file():

@@ -34,6 +34,8 @@ EXPERIMENT_TAGS = {
 MODEL_TAG = "visionflow.model_sha256"
 EXECUTION_TAG = "visionflow.execution"
 PARENT_TAG = "visionflow.pipeline_run"
+PROCESS_TAG = "visionflow.process"  # a stage run's own process (host:pid:start), to close it if killed
+FAILURE_TAG = "visionflow.failure"  # why a run was closed as FAILED by a later one
 CANDIDATE_ALIAS = "candidate"
 REGISTERED_MODELS = {"segmentation": "visionflow-segmentation", "classifier": "visionflow-classifier"}
 OFF_HINT = "set VISIONFLOW_TRACKING=off to run without tracking"
@@ -74,10 +76,31 @@ def check_store(timeout_s: float = 5.0) -> None:
                              f"point MLFLOW_TRACKING_URI at a running one, or {OFF_HINT}") from None
     elif uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
-        target = db if db.exists() else db.parent
-        if not os.access(target, os.W_OK):
-            raise ValueError(f"MLflow store {db} is not writable: fix its permissions, set MLFLOW_TRACKING_URI to "
+        problem = _sqlite_problem(db, timeout_s)
+        if problem:
+            raise ValueError(f"MLflow store {db} {problem}: fix or move it, set MLFLOW_TRACKING_URI to "
                              f"another store, or {OFF_HINT}")
+
+
+def _sqlite_problem(db: Path, timeout_s: float) -> str | None:
+    """Why an SQLite store cannot take a write (read-only, locked, not a database), or None."""
+    import sqlite3
+
+    if not os.access(db if db.exists() else db.parent, os.W_OK):
+        return "is not writable"
+    if not db.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=timeout_s)
+        try:
+            con.execute("PRAGMA schema_version")
+            con.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only or locked database
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return f"cannot take a write ({exc})"
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -123,6 +146,14 @@ def dvc_digests() -> dict[str, str]:
     return {out["path"].rstrip("/"): out["md5"] for stage in stages for out in stage.get("outs", []) if "md5" in out}
 
 
+def process_key(proc=None) -> str:
+    """host:pid:start time of a process (this one by default): unique, and checkable by `execution_alive`."""
+    import psutil
+
+    proc = proc or psutil.Process()
+    return f"{socket.gethostname()}:{proc.pid}:{proc.create_time():.3f}"
+
+
 def execution_key() -> str | None:
     """Identifies one DVC execution: the nearest `dvc` ancestor process, plus the experiment and folder."""
     import psutil
@@ -131,8 +162,7 @@ def execution_key() -> str | None:
         try:
             cmd = proc.cmdline()
             if any(Path(arg).name == "dvc" for arg in cmd[:2]) or cmd[1:3] == ["-m", "dvc"]:
-                return (f"{socket.gethostname()}:{proc.pid}:{proc.create_time():.3f}:"
-                        f"{os.environ.get('DVC_EXP_NAME', '')}:{Path.cwd()}")
+                return f"{process_key(proc)}:{os.environ.get('DVC_EXP_NAME', '')}:{Path.cwd()}"
         except psutil.Error:
             continue
     return None
@@ -207,6 +237,23 @@ def execution_alive(key: str) -> bool:
         return f"{psutil.Process(int(pid)).create_time():.3f}" == created
     except psutil.Error:
         return False
+
+
+def close_stale(client, exp_id: str, note: str) -> list[str]:
+    """Mark FAILED the RUNNING runs of this host whose process is gone (a killed stage or DVC): pipeline runs
+    by their DVC process, stage runs by their own process or their closed pipeline run. Returns their ids."""
+    running = client.search_runs([exp_id], "attributes.status = 'RUNNING'")
+    parents = {r.info.run_id for r in running
+               if r.data.tags.get(EXECUTION_TAG) and not execution_alive(r.data.tags[EXECUTION_TAG])}
+    closed = []
+    for run in running:
+        tags, run_id = run.data.tags, run.info.run_id
+        own = tags.get(PROCESS_TAG)
+        if run_id in parents or tags.get("mlflow.parentRunId") in parents or (own and not execution_alive(own)):
+            client.set_tag(run_id, FAILURE_TAG, note)
+            client.set_terminated(run_id, status="FAILED")
+            closed.append(run_id)
+    return closed
 
 
 def _log_params(client, run_id: str, params: Mapping[str, Any]) -> None:
@@ -377,12 +424,14 @@ def start_run(stage: str, params: Params | None = None) -> Iterator[Run]:
     mlflow = connect()
     client = mlflow.MlflowClient()
     exp_id = experiment_id(client, own_store)
+    close_stale(client, exp_id, "its process ended without closing the run (killed?); closed by a later stage")
     parent = _parent_run(client, exp_id, params)
     if parent:
         client.update_run(parent, status="RUNNING")
     run = Run(mlflow)
     mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent, tags={
         "visionflow.stage": stage,
+        PROCESS_TAG: process_key(),
         "visionflow.dvc_stage": os.environ.get("DVC_STAGE", stage),
         "visionflow.dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
     })
