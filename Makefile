@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: setup
+	@$(BIN)/python -m visionflow.experiment --check
 	$(BIN)/dvc repro
 	@$(BIN)/python -m visionflow.summary
 

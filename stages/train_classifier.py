@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=16)
     args = p.parse_args()
     params = load_params(args.params)
+    from visionflow.checkpoints import backup_dir
     from visionflow.training import train_classifier
     from visionflow import cache
     from visionflow.models.saving import save_model
@@ -49,7 +50,8 @@ def main() -> None:
                           "augment.offline_copies": params.augment.offline_copies,
                           "augment.classifier": {"ops": str(params.augment.classifier)},
                           "data.source": params.data.source})
-        model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()])
+        resume = backup_dir("train_classifier", to_dict(params), [args.cache])  # kill -9, then dvc repro: resumes
+        model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
         save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")

@@ -17,6 +17,7 @@ def main() -> None:
     p.add_argument("--history", type=Path, required=True, help="output per-epoch CSV (dvc plots)")
     args = p.parse_args()
     params = load_params(args.params)
+    from visionflow.checkpoints import backup_dir
     from visionflow.training import train_segmentation
     from visionflow import cache
     from visionflow.models.saving import save_model
@@ -30,7 +31,8 @@ def main() -> None:
         mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
                           "data.source": params.data.source})
-        model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()])
+        resume = backup_dir("train_segmentation", to_dict(params), [args.cache])  # kill -9, then dvc repro: resumes
+        model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
         save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")

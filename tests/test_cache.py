@@ -90,3 +90,19 @@ def test_splits_read_back_in_saved_order_on_any_core_count(tmp_path, monkeypatch
         assert default != list(range(21))
     assert [int(i) for i, _ in cache.load_indexed(tmp_path, "train").as_numpy_iterator()] == list(range(21))
     assert [int(x["label"]) for x in cache.load_split(tmp_path, "train").as_numpy_iterator()] == list(range(21))
+
+
+def test_temps_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    left = tmp_path / f".pets.tmp-{dead}"  # what kill -9 during build_cache leaves
+    (left / "train").mkdir(parents=True)
+    running = tmp_path / f".pets.tmp-{os.getppid()}"  # another writer, still at work
+    running.mkdir()
+    ds = tf.data.Dataset.from_tensor_slices({"label": tf.constant([1, 2], tf.int64)})
+    cache.write_cache({"train": ds}, tmp_path / "pets", {}, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["pets", running.name])

@@ -10,13 +10,14 @@ flowers {"image": float32 (S, S, 3) in [0, 1], "label": int64}
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from visionflow.files import temp_path
 
 SPLITS = ("train", "val", "test")
 MASK_CLASSES = ("pet", "background", "border")  # trimap values 1, 2, 3 shifted to 0, 1, 2
@@ -72,7 +73,7 @@ def load_indexed(cache_dir: Path, split: str) -> tf.data.Dataset:
         raise CacheError(f"{path}: no saved dataset here (run `dvc repro` to build the cache)")
     shards = max(1, len(list((path / _RUN_ID).glob("*.shard"))))
     return tf.data.Dataset.load(str(path), reader_func=lambda datasets: datasets.interleave(
-        lambda shard: shard, cycle_length=shards, block_length=1, deterministic=True))
+        lambda shard: shard, cycle_length=shards, block_length=1))
 
 
 def read_info(cache_dir: Path) -> dict:
@@ -86,9 +87,9 @@ def read_info(cache_dir: Path) -> dict:
 def write_cache(splits: dict[str, tf.data.Dataset], out_dir: Path, info: dict, num_shards: int) -> dict:
     """Write every split and info.json into a temp folder, then rename it to `out_dir` (never half-written)."""
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(out_dir)
+    tmp.mkdir()
     counts = {}
     for name, ds in splits.items():
         print(f"writing {name} split to {out_dir / name} ...", flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 import json
 from pathlib import Path
@@ -188,7 +190,8 @@ def _format(error: ValidationError, source: str) -> str:
             msg = "unknown key (check its spelling against the params.yaml shipped with visionflow)"
         elif err["type"] == "missing_keyword_argument":
             msg = "missing"
-        elif err["type"] in {"float_type", "int_type"} and isinstance(err.get("input"), str):
+        elif err["type"] in {"float_type", "int_type"} and re.fullmatch(r"[-+]?\d*\.?\d+e[-+]?\d+",
+                                                                      str(err.get("input")), re.I):
             msg += " (YAML reads 1e-3 as text: write 0.001 or 1.0e-3)"
         if err["type"] == "value_error":  # a cross-field check: its message names the keys
             lines.append(f"  {key + ': ' if key else ''}{msg}")

@@ -1,6 +1,7 @@
 """`dvc exp run` with a settings file and extra `-S` flags, checked before DVC starts any stage.
 
     python -m visionflow.experiment configs/real.yaml [DVC EXP RUN ARGS ...]
+    python -m visionflow.experiment --check     (params.yaml as it is: what `make run` checks before `dvc repro`)
 
 `make run-real` calls this. The settings file becomes `-S key=value` flags (Hydra override syntax) passed to
 DVC as an argument list, so no shell re-splits them. Before DVC runs anything, every flag (the file's, then the
@@ -17,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from visionflow import tracking
 from visionflow.config import ConfigError, Params, parse_params
 from visionflow.overrides import overrides
 
@@ -82,7 +84,16 @@ def command(settings: Path, args: list[str], params_file: Path = Path("params.ya
     set_params, rest = split_set_params(args)
     flags = [*overrides(settings, params_file), *set_params]
     preflight(apply(params_file, flags, label=f"{params_file} + {settings} + -S flags"))
+    tracking.check_store()
     return [sys.executable, "-m", "dvc", "exp", "run", *rest, *(arg for flag in flags for arg in ("-S", flag))]
+
+
+def check(params_file: Path = Path("params.yaml")) -> None:
+    """Validate params.yaml, run the preflight and check the MLflow store: what `make run` does before DVC."""
+    from visionflow.config import load_params
+
+    preflight(load_params(params_file))
+    tracking.check_store()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,6 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
         sys.exit(0 if args else 2)
+    if args[0] == "--check":
+        try:
+            check(*map(Path, args[1:2]))
+        except ValueError as exc:
+            sys.exit(f"error: {exc}")
+        return
     try:
         argv_ = command(Path(args[0]), args[1:])
     except ValueError as exc:  # ConfigError, DataSourceError, a missing weight file

@@ -1,9 +1,10 @@
-"""Writing result files: strict JSON, written whole or not at all."""
+"""Writing result files: strict JSON, written whole or not at all; temp files of killed processes cleaned."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,37 @@ def to_json(data: Any) -> str:
     return json.dumps(_strict(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def temp_path(path: Path, suffix: str = "") -> Path:
+    """`.<name>.tmp-<pid><suffix>` beside `path`, to write into and rename; temps that a killed process left
+    beside `path` (their pid no longer runs) are removed first, so a crash costs no disk for ever."""
+    path = Path(path)
+    prefix = f".{path.name}.tmp-"
+    if path.parent.is_dir():
+        for old in path.parent.glob(prefix + "*"):
+            pid = old.name[len(prefix):].split(".")[0]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    return path.with_name(f"{prefix}{os.getpid()}{suffix}")
+
+
 def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically (temp file + rename), creating the folder."""
+    """Write JSON atomically (temp file + rename), creating the folder; a failed write leaves no temp."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(to_json(data))
-    tmp.replace(path)
+    text = to_json(data)
+    tmp = temp_path(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -6,7 +6,6 @@ import colorsys
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
+
+from visionflow.files import temp_path
 
 # The release's 37 breed names in its class-id order (class id = index + 1); cat breeds are capitalised.
 RELEASE_BREEDS = (
@@ -172,12 +173,14 @@ def _atomic_dir(target: Path, own: set[str], what: str) -> Iterator[Path]:
             "inside); refusing to replace it: remove it or choose another output folder"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = temp_path(target, ".partial")
+    tmp.mkdir()
     try:
         yield tmp
         tmp.chmod(0o755)
         if target.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            trash = temp_path(target, ".old")
+            trash.mkdir()
             os.replace(target, trash / target.name)
             os.replace(tmp, target)
             shutil.rmtree(trash)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from visionflow.data.images import DataSourceError
 from visionflow.data.report import DataReport
 from visionflow.data.sources import offline_error, probe
+from visionflow.files import temp_path
 
 DatasetName = Literal["oxford_iiit_pet", "tf_flowers"]
 
@@ -42,7 +42,8 @@ def staged_output(data_dir: Path) -> Iterator[Path]:
     """Yield a temp dir beside `data_dir`; on success its `data/` replaces `data_dir` in one rename."""
     data_dir = Path(data_dir)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=data_dir.parent, prefix=f".{data_dir.name}.tmp-"))
+    stage = temp_path(data_dir)
+    stage.mkdir()
     try:
         (stage / "data").mkdir()
         yield stage

@@ -1,0 +1,76 @@
+"""Resume after a crash: a training interrupted after any epoch and resumed ends with the uninterrupted model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from visionflow import cache
+from visionflow.checkpoints import backup_dir
+from visionflow.config import parse_params, to_dict
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt:
+    """Raises at the start of epoch `epoch` (0-based), as a kill after the previous epoch's checkpoint would."""
+
+    def __new__(cls, epoch: int):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, e, logs=None):
+                if e == epoch:
+                    raise _Crash(f"killed before epoch {e + 1}")
+
+        return Callback()
+
+
+@pytest.fixture(scope="module")
+def flowers_cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt") / "cache"
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return tf.data.Dataset.from_tensor_slices({"image": rng.random((n, 32, 32, 3), np.float32),
+                                                   "label": np.arange(n, dtype=np.int64) % 5})
+    cache.write_cache({"train": split(20), "val": split(5), "test": split(5)}, folder,
+                      {"class_names": list("abcde"), "image_size": 32}, 2)
+    return folder
+
+
+@pytest.mark.parametrize("placement", ["model", "dataset"])
+def test_a_crashed_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path, placement):
+    from visionflow.training import train_classifier
+
+    raw = to_dict(small_params)
+    raw["classifier"].update(image_size=32, epochs=3, batch_size=8, filters=[4, 8], dense_units=8)
+    raw["augment"]["placement"] = placement
+    params = parse_params(raw, source="test")
+    reference, ref_history = train_classifier(flowers_cache, params)
+
+    folder = backup_dir("train_classifier", raw, [flowers_cache], root=tmp_path / "ckpt")
+    with pytest.raises(_Crash):
+        train_classifier(flowers_cache, params, callbacks=[_CrashAt(2)], backup_dir=folder)
+    assert [p.name for p in folder.iterdir()] == ["epoch-2"]
+    resumed, history = train_classifier(flowers_cache, params, backup_dir=folder)
+    for a, b in zip(reference.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert history.round(6).equals(ref_history.round(6)) and list(history["epoch"]) == [1, 2, 3]
+    assert not folder.exists()  # a finished fit deletes its checkpoint
+
+
+def test_a_checkpoint_of_other_settings_or_data_is_not_resumed_and_is_removed(flowers_cache, tmp_path):
+    root = tmp_path / "ckpt"
+    first = backup_dir("train_classifier", {"epochs": 3}, [flowers_cache], root=root)
+    first.mkdir(parents=True)
+    assert backup_dir("train_classifier", {"epochs": 3}, [flowers_cache], root=root) == first
+    other = backup_dir("train_classifier", {"epochs": 4}, [flowers_cache], root=root)
+    assert other != first and not first.exists()
+    other.mkdir()
+    (tmp_path / "changed").mkdir()
+    (tmp_path / "changed" / "x").write_bytes(b"1")
+    assert backup_dir("train_classifier", {"epochs": 4}, [tmp_path / "changed"], root=root) != other
