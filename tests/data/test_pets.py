@@ -340,7 +340,7 @@ def test_prepare_local_replaces_output_and_fails_atomically(release, tmp_path):
     for name in ("Abyssinian", "beagle"):  # every trainval image unreadable: the split ends up empty
         for i in (1, 3, 5, 7, 9):
             (release / "images" / f"{name}_{i}.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(DataSourceError, match=r"data.pets_dir: split 'train' is empty: .*annotations/trainval.txt"):
+    with pytest.raises(DataSourceError, match=r"data.pets_dir: split 'train' is empty: every image listed in .*annotations/trainval.txt was rejected: 10 x cannot decode image, e.g. images/Abyssinian_1.jpg: cannot decode"):
         pets.prepare_local(release, out, max_image_side=MAX_SIDE)
     assert _tree(out) == before  # the previous dataset is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pets", "prepared"]

@@ -94,13 +94,14 @@ class LocalFlowersBuilder(tfds_flowers.Builder, skip_registration=True):
         return {"train": self._generate_examples()}
 
     def _generate_examples(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        count = 0
+        count, rejected = 0, []
         for path, label in self._items:
             rel = path.relative_to(self._root).as_posix()
             try:
                 example, fixes = read_example(path, label, self._max_side)
             except UnusableFileError as exc:
-                self._report.skip(rel, exc.reason)
+                rejected.append({"file": rel, "reason": exc.reason})
+                self._report.skip(**rejected[-1])
                 continue
             if fixes:
                 self._report.fix(rel, ", ".join(fixes) + "; re-encoded as jpeg")
@@ -110,8 +111,8 @@ class LocalFlowersBuilder(tfds_flowers.Builder, skip_registration=True):
             yield rel, example  # "<class>/<file>", the key TFDS uses
         if count == 0:
             raise DataSourceError(
-                f"{self._param}: split 'train' is empty: no readable image under {self._root} "
-                "(see the skipped files in the data report)"
+                f"{self._param}: no usable image under {self._root}, every one was rejected: "
+                f"{DataReport.reasons(rejected)}"
             )
 
 

@@ -228,12 +228,13 @@ class LocalPetsBuilder(tfds_pets.Builder, skip_registration=True):
         return {split: self._generate_examples(split) for split in self._splits}
 
     def _generate_examples(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        count = 0
+        count, rejected = 0, []
         for record in self._splits[split]:
             try:
                 example, fixes = read_example(record, self._max_side)
             except UnusableFileError as exc:
-                self._report.skip(_rel(exc.path, self._root), exc.reason)
+                rejected.append({"file": _rel(exc.path, self._root), "reason": exc.reason})
+                self._report.skip(**rejected[-1])
                 continue
             for fix in fixes:
                 self._report.fix(fix["file"], fix["fix"])
@@ -245,8 +246,8 @@ class LocalPetsBuilder(tfds_pets.Builder, skip_registration=True):
         if count == 0:
             listing = self._root / "annotations" / f"{SPLIT_LISTS[split]}.txt"
             raise DataSourceError(
-                f"{self._param}: split {split!r} is empty: no usable image listed in {listing} "
-                "(see the skipped files in the data report)"
+                f"{self._param}: split {split!r} is empty: every image listed in {listing} was rejected: "
+                f"{DataReport.reasons(rejected)}"
             )
 
 

@@ -73,6 +73,18 @@ class DataReport:
             f"skipped {len(self.skipped)}, fixed {len(self.fixed)}, notes {len(self.notes)}"
         )
 
+    @staticmethod
+    def reasons(rows: list[dict[str, str]], shown: int = 3) -> str:
+        """Skipped files grouped by kind of reason, most frequent first, each with one full example."""
+        kind = lambda reason: reason.split(" (")[0].split(":")[0]  # noqa: E731 - "cannot decode image (...)"
+        groups = Counter(kind(row["reason"]) for row in rows).most_common()
+        first: dict[str, dict[str, str]] = {}
+        for row in rows:
+            first.setdefault(kind(row["reason"]), row)
+        text = "; ".join(f"{n} x {name}, e.g. {first[name]['file']}: {first[name]['reason']}"
+                         for name, n in groups[:shown])
+        return text + (f"; and {len(groups) - shown} other kinds" if len(groups) > shown else "")
+
     def write_json(self, path: str | Path) -> None:
         """Write the report as sorted-key JSON, atomically (temp file + rename)."""
         write_json(self.to_dict(), Path(path))
