@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
@@ -21,7 +22,11 @@ def main() -> None:
     params = load_params(args.params)
     if params.data.source == "directory":
         local_dir(params, args.dataset)  # fail before any work
-    report = prepare(params, args.dataset, args.out, args.download_dir)
+    try:
+        report = prepare(params, args.dataset, args.out, args.download_dir)
+    except BaseException:  # DVC removed the output before the stage: leave no partial one (then re-raise)
+        shutil.rmtree(args.out, ignore_errors=True)
+        raise
     ensure_parent(args.report)
     report.write_json(args.report)
     with tracking.start_run(f"download_{args.dataset}", params) as mlrun:

@@ -135,7 +135,7 @@ class DetectionConfig:
     strategy: Literal["crops", "feature_crops", "dense"] = "feature_crops"
     upscale: Annotated[float, Field(ge=1.0, le=8.0)] = 2.0
     stride: Annotated[int, Field(gt=0, le=1024)] = 32
-    num_images: Annotated[int, Field(ge=0, le=10000)] = 40
+    num_images: Annotated[int, Field(ge=1, le=10000)] = 40
     canvas_size: Annotated[int, Field(ge=32, le=4096)] = 256
     min_objects: Annotated[int, Field(ge=1, le=16)] = 2
     max_objects: Annotated[int, Field(ge=1, le=16)] = 4

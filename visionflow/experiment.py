@@ -71,6 +71,10 @@ def preflight(params: Params) -> None:
     if params.data.source == "directory":
         for dataset in TFDS_NAMES:
             local_dir(params, dataset)
+        from visionflow.data import flowers, pets  # the release layouts: folders, list files, class folders
+
+        pets.check_layout(local_dir(params, "pets"))
+        flowers.parse_folder(local_dir(params, "flowers"))
     elif params.data.source == "tfds":
         for name in TFDS_NAMES.values():
             probe(name, timeout_s=5.0)

@@ -43,9 +43,16 @@ def temp_path(path: Path, suffix: str = "") -> Path:
     if path.parent.is_dir():
         for old in path.parent.glob(prefix + "*"):
             pid = old.name[len(prefix):].split(".")[0]
-            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-                shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
-    return path.with_name(f"{prefix}{os.getpid()}{suffix}")
+            if pid.isdigit() and not _alive(int(pid)):
+                _remove(old)
+    tmp = path.with_name(f"{prefix}{os.getpid()}{suffix}")
+    if tmp.exists() or tmp.is_symlink():  # this process's own leftover of an earlier failed write
+        _remove(tmp)
+    return tmp
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def write_json(data: Any, path: Path) -> None:

@@ -107,8 +107,8 @@ def test_mask_box_is_pixel_edges_with_exclusive_max():
 
 
 def test_empty_evaluation_set_errors_name_the_input(split):
-    with pytest.raises(ConfigError, match=r"detection\.num_images: got 0"):
-        build_canvases(*split, _cfg(num_images=0), seed=0, class_names=NAMES)
+    with pytest.raises(ValueError, match=r"num_images\s+Input should be greater than or equal to 1"):
+        _cfg(num_images=0)  # refused with the params, before any stage
     with pytest.raises(ConfigError, match=r"test split: no images"):
         build_canvases(np.zeros((0, 32, 32, 3)), np.zeros(0), _cfg(), seed=0, class_names=NAMES)
     with pytest.raises(ValueError, match=r"test split: image \d+'s mask has no object pixels"):

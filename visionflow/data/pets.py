@@ -145,7 +145,8 @@ def _read_trimap(path: Path) -> np.ndarray:
         raise UnusableFileError(path, f"trimap has {mode} pixels, expected one channel with values 1, 2, 3")
     bad = np.setdiff1d(np.unique(trimap), _TRIMAP_VALUES)
     if bad.size:
-        raise UnusableFileError(path, f"trimap values {bad.tolist()} outside {{1, 2, 3}}")
+        hint = " (0-based? the release's trimaps hold 1 pet, 2 background, 3 border)" if 0 in bad else ""
+        raise UnusableFileError(path, f"trimap values {bad.tolist()} outside {{1, 2, 3}}{hint}")
     return trimap.astype(np.uint8)
 
 

@@ -75,8 +75,6 @@ def build_canvases(
     """`cfg.num_images` canvases of test objects (N, S, S, 3) in [0, 1]; box = the object, or its mask's box."""
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int32).reshape(-1)
-    if cfg.num_images < 1:
-        raise ConfigError(f"detection.num_images: got {cfg.num_images}; the evaluation set needs at least 1 canvas")
     if len(images) == 0:
         raise ConfigError(f"{split} split: no images to build detection canvases from; check the prepared dataset")
     if images.ndim != 4 or images.shape[-1] != 3 or len(labels) != len(images):
