@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
 from visionflow import tracking
 from visionflow.config import load_params, to_dict
-from visionflow.data.sources import TFDS_NAMES, local_dir, prepare
+from visionflow.data.sources import TFDS_NAMES, check_digest, local_dir, prepare
 
 
 def main() -> None:
@@ -20,8 +21,11 @@ def main() -> None:
                    help="TFDS download area, kept outside the DVC output")
     args = p.parse_args()
     params = load_params(args.params)
-    if params.data.source == "directory":
-        local_dir(params, args.dataset)  # fail before any work
+    digest = check_digest(params, args.dataset)  # a missing folder or a stale digest fails before any work
+    key = "pets_digest" if args.dataset == "pets" else "flowers_digest"
+    if digest and getattr(params.data, key) is None:
+        print(f"note: data.{key} is null, so DVC will not notice when files inside the folder change; "
+              f"make run-real sets it (here: {digest})", file=sys.stderr)
     try:
         report = prepare(params, args.dataset, args.out, args.download_dir)
     except BaseException:  # DVC removed the output before the stage: leave no partial one (then re-raise)

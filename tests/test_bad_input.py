@@ -166,6 +166,9 @@ BEFORE_DVC = [
     ("flowers-without-classes", _local(flowers=lambda root: [shutil.rmtree(p) for p in
                                                              (root / "flower_photos").iterdir()]), {}, MAKE_RUN,
      ["data.flowers_dir"]),
+    ("stale-digest", lambda repo: (_local()(repo), _params(data={"pets_digest": "0" * 32})(repo)), {}, MAKE_RUN,
+     ["data.pets_digest:", "changed since the digest 00000000000000000000000000000000 was set",
+      "run make run-real again"]),
     ("server-down", None, {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}, MAKE_RUN,
      ["MLFLOW_TRACKING_URI=http://127.0.0.1:9: the tracking server does not answer", "VISIONFLOW_TRACKING=off"]),
     ("store-not-a-database", _write("mlflow.db", "these are not the runs you are looking for"), {}, MAKE_RUN,
@@ -252,6 +255,35 @@ def test_one_bad_file_is_reported_and_the_rest_prepared(workspace, case, damage,
     assert len(problems) == 1, report
     assert report["total_images"] == images
     _no_temps(repo)
+
+
+def test_make_run_real_gives_dvc_the_folders_digests_so_a_changed_file_reruns_preparation(workspace):
+    from visionflow.data.sources import folder_digest
+
+    repo = workspace
+    pets, flowers = repo.parent / "pets", repo.parent / "flowers" / "flower_photos"
+
+    def queued() -> str:
+        no_weights = "-S segmentation.encoder.weights=null -S classifier.encoder.weights=null"
+        result = subprocess.run(["make", "run-real", f"PETS_DIR={pets}", f"FLOWERS_DIR={flowers}",
+                                 f"EXTRA=--queue {no_weights}"], cwd=repo, env=fresh_shell_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    first = queued()
+    assert f"-S data.pets_digest={folder_digest(pets)}" in first
+    assert f"-S data.flowers_digest={folder_digest(flowers)}" in first
+    image = sorted((pets / "images").glob("*.jpg"))[0]
+    original = image.read_bytes()
+    try:
+        image.write_bytes(original[:-1] + b"\0")  # one byte of one image
+        second = queued()
+    finally:
+        image.write_bytes(original)
+    assert f"-S data.pets_digest={folder_digest(pets)}" not in second and "-S data.pets_digest=" in second
+    subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc queue remove --all"], cwd=repo, check=True,
+                   capture_output=True)
 
 
 def test_a_killed_cache_build_leaves_nothing_for_ever(workspace):

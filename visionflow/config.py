@@ -69,6 +69,10 @@ class DataConfig:
     source: Literal["synthetic", "directory", "tfds"] = "synthetic"
     pets_dir: str | None = None
     flowers_dir: str | None = None
+    # Content digests of those folders (`sources.folder_digest`), set by `make run-real`: DVC sees the folder
+    # only through params, so without them it would not rerun a preparation when files inside change.
+    pets_digest: str | None = None
+    flowers_digest: str | None = None
     val_fraction: Fraction = 0.2
     flowers_split: SplitFractions = _field(SplitFractions)
     max_image_side: Annotated[int, Field(ge=64, le=8192)] = 1024

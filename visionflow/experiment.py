@@ -71,10 +71,10 @@ def preflight(params: Params) -> None:
     if params.data.source == "directory":
         for dataset in TFDS_NAMES:
             local_dir(params, dataset)
-        from visionflow.data import flowers, pets  # the release layouts: folders, list files, class folders
+        from visionflow.data.layout import check_layout, parse_folder  # folders, list files, class folders
 
-        pets.check_layout(local_dir(params, "pets"))
-        flowers.parse_folder(local_dir(params, "flowers"))
+        check_layout(local_dir(params, "pets"))
+        parse_folder(local_dir(params, "flowers"))
     elif params.data.source == "tfds":
         for name in TFDS_NAMES.values():
             probe(name, timeout_s=5.0)
@@ -87,8 +87,13 @@ def command(settings: Path, args: list[str], params_file: Path = Path("params.ya
         raise ConfigError(f"{settings}: settings file not found (the shipped one is configs/real.yaml)")
     set_params, rest = split_set_params(args)
     flags = [*overrides(settings, params_file), *set_params]
-    preflight(apply(params_file, flags, label=f"{params_file} + {settings} + -S flags"))
+    params = apply(params_file, flags, label=f"{params_file} + {settings} + -S flags")
+    preflight(params)
     tracking.check_store()
+    if params.data.source == "directory":  # so DVC reruns a preparation when files inside a folder change
+        from visionflow.data.sources import folder_digest, local_dir
+
+        flags += [f"data.{name}_digest={folder_digest(local_dir(params, name))}" for name in ("pets", "flowers")]
     return [sys.executable, "-m", "dvc", "exp", "run", *rest, *(arg for flag in flags for arg in ("-S", flag))]
 
 
@@ -96,7 +101,12 @@ def check(params_file: Path = Path("params.yaml")) -> None:
     """Validate params.yaml, run the preflight and check the MLflow store: what `make run` does before DVC."""
     from visionflow.config import load_params
 
-    preflight(load_params(params_file))
+    from visionflow.data.sources import check_digest
+
+    params = load_params(params_file)
+    preflight(params)
+    for dataset in ("pets", "flowers"):  # a digest that no longer matches its folder
+        check_digest(params, dataset)
     tracking.check_store()
 
 

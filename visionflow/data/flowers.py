@@ -8,62 +8,11 @@ from typing import Any
 
 from tensorflow_datasets.datasets.tf_flowers import tf_flowers_dataset_builder as tfds_flowers
 
-from visionflow.data.images import IMAGE_SUFFIXES, DataSourceError, UnusableFileError, encode_jpeg, read_rgb
+from visionflow.data.images import DataSourceError, UnusableFileError, encode_jpeg, read_rgb
+# The layout and its parser live in visionflow.data.layout (no TensorFlow); re-exported here.
+from visionflow.data.layout import CLASS_NAMES, RELEASE_FOLDER, find_root, parse_folder  # noqa: F401
 from visionflow.data.report import DataReport
 from visionflow.data.tfds_source import prepare_builder
-
-CLASS_NAMES = ("dandelion", "daisy", "tulips", "sunflowers", "roses")  # tf_flowers label order
-RELEASE_FOLDER = "flower_photos"
-_LAYOUT = f"expected flower_photos/ with one subfolder of images per class: {', '.join(CLASS_NAMES)}"
-
-
-def find_root(root: Path, *, param: str = "data.flowers_dir") -> Path:
-    """The folder holding the class folders: `root` itself, or `root/flower_photos` as the release unpacks."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataSourceError(f"{param}: {root} not found or not a folder ({_LAYOUT})")
-    nested = root / RELEASE_FOLDER
-    if nested.is_dir() and not any((root / name).is_dir() for name in CLASS_NAMES):
-        return nested
-    return root
-
-
-def parse_folder(root: Path, *, param: str = "data.flowers_dir") -> tuple[list[tuple[Path, int]], list[dict[str, str]]]:
-    """(image path, label) for every image of the class folders, sorted; and the files skipped, with reasons."""
-    root = find_root(root, param=param)
-    items: list[tuple[Path, int]] = []
-    skipped: list[dict[str, str]] = []
-    folders = {}
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".") or not entry.is_dir():
-            # The release has LICENSE.txt at the top; hidden entries come from file managers.
-            skipped.append({"file": entry.name, "reason": "not a class folder; not used"})
-        elif entry.name not in CLASS_NAMES:
-            raise DataSourceError(
-                f"{param}: folder {entry} is not a tf_flowers class (allowed: {', '.join(CLASS_NAMES)}); "
-                "rename or remove it"
-            )
-        else:
-            folders[entry.name] = entry
-    missing = [name for name in CLASS_NAMES if name not in folders]
-    if missing:
-        raise DataSourceError(f"{param}: class folder(s) {', '.join(missing)} missing under {root} ({_LAYOUT})")
-    for name, folder in folders.items():
-        images = []
-        for path in sorted(folder.iterdir()):
-            rel = path.relative_to(root).as_posix()
-            if path.is_dir():
-                skipped.append({"file": rel, "reason": "folder inside a class folder; not used"})
-            elif path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                kind = path.suffix or "no extension"
-                skipped.append({"file": rel, "reason": f"not an image ({kind} file); not used"})
-            else:
-                images.append((path, CLASS_NAMES.index(name)))
-        if not images:
-            raise DataSourceError(f"{param}: class folder {folder} has no images; add its images ({_LAYOUT})")
-        items.extend(images)
-    items.sort(key=lambda item: item[0].relative_to(root).as_posix())
-    return items, skipped
 
 
 def read_example(path: Path, label: int, max_side: int) -> tuple[dict[str, Any], list[str]]:

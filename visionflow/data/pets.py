@@ -15,6 +15,7 @@ from PIL import Image
 from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset_builder as tfds_pets
 
 from visionflow.data.images import DataSourceError, UnreadableImageError, UnusableFileError, encode_jpeg, read_rgb
+from visionflow.data.layout import check_layout  # noqa: F401 - re-exported
 from visionflow.data.report import DataReport
 from visionflow.data.tfds_source import prepare_builder
 
@@ -22,10 +23,6 @@ NUM_BREEDS = 37
 LIST_NAMES = ("trainval", "test", "list")
 # TFDS split name -> list file, as the registered builder does.
 SPLIT_LISTS = {"train": "trainval", "test": "test"}
-_LAYOUT = (
-    "expected the Oxford-IIIT Pet release layout: images/*.jpg, annotations/trainval.txt, annotations/test.txt, "
-    "annotations/trimaps/*.png, annotations/xmls/*.xml"
-)
 _TRIMAP_VALUES = (1, 2, 3)
 # A listed name is a file stem under images/: no path separators, no hidden or parent entries.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -46,22 +43,6 @@ class PetRecord:
 
 def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
-
-
-def check_layout(
-    root: Path, list_names: tuple[str, ...] = ("trainval", "test"), *, param: str = "data.pets_dir"
-) -> None:
-    """Raise DataSourceError naming `param` unless `root` has the release folders and the given list files."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataSourceError(f"{param}: {root} not found or not a folder ({_LAYOUT})")
-    required = ["images", "annotations", "annotations/trimaps", *(f"annotations/{n}.txt" for n in list_names)]
-    for rel in required:
-        path = root / rel
-        ok = path.is_file() if rel.endswith(".txt") else path.is_dir()
-        if not ok:
-            shown = rel if rel.endswith(".txt") else f"{rel}/"
-            raise DataSourceError(f"{param}: {shown} not found under {root} ({_LAYOUT})")
 
 
 def _read_list(path: Path) -> Iterator[tuple[int, str, int, int]]:

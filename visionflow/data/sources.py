@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from pathlib import Path
 
@@ -32,6 +33,32 @@ def local_dir(params: Params, dataset: str) -> Path:
     if not path.is_dir():
         raise ConfigError(f"data.{key}: {path} is not a folder (point it at the dataset in its original release layout)")
     return path
+
+
+def folder_digest(root: Path) -> str:
+    """md5 over every file under `root` (relative path and bytes, in sorted order): one value for its content."""
+    digest = hashlib.md5()
+    for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_digest(params: Params, dataset: str) -> str | None:
+    """The digest of a `directory` source's folder; ConfigError when params hold another (a stale one)."""
+    if params.data.source != "directory":
+        return None
+    key = "pets" if dataset == "pets" else "flowers"
+    root = local_dir(params, dataset)
+    actual, expected = folder_digest(root), getattr(params.data, f"{key}_digest")
+    if expected is not None and expected != actual:
+        raise ConfigError(
+            f"data.{key}_digest: {root} changed since the digest {expected} was set (its files now hash to "
+            f"{actual}): run make run-real again, which sets it, or set data.{key}_digest: {actual}"
+        )
+    return actual
 
 
 def offline_error(name: str, why: str) -> DataSourceError:
