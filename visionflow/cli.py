@@ -26,6 +26,57 @@ def _report_skipped(skipped: list[dict]) -> None:
         print(f"skipped {item['file']}: {item['reason']}", file=sys.stderr)
 
 
+def _load(args: argparse.Namespace, command: str):
+    """(model, input side, classes) of --model, checked against `command`, e.g. `predict classifier`."""
+    from visionflow.cli_checks import check_model
+    from visionflow.inference import load_model
+
+    model = load_model(args.model)
+    return (model, *check_model(model, args.model, command))
+
+
+def _read_images(paths: list[Path], max_side: int, unreadable: list):
+    """(path, RGB uint8 downscaled to `max_side` as the pipeline does, fixes) of each image that decodes;
+    the others are collected in `unreadable`, for `_raise_unreadable` once the rest is done."""
+    from visionflow.data.images import UnreadableImageError, read_rgb
+
+    for path in paths:
+        try:
+            rgb, fixes = read_rgb(path, max_side)
+        except UnreadableImageError as exc:
+            unreadable.append(exc)
+            continue
+        yield path, rgb, fixes
+
+
+def _raise_unreadable(unreadable: list, total: int) -> None:
+    if len(unreadable) == 1 and total == 1:
+        raise ValueError(str(unreadable[0]))
+    if unreadable:  # reported after the others were done, so one bad file costs only itself
+        raise ValueError(f"{len(unreadable)} of {total} images could not be read, the others were done: "
+                         + "; ".join(str(exc) for exc in unreadable))
+
+
+def _resized(rgb: np.ndarray, size: int) -> np.ndarray:
+    from visionflow.cache import resize_image
+
+    return resize_image(rgb, size).numpy()
+
+
+def _save_png(pixels: np.ndarray, path: Path) -> None:
+    """Write a PNG whole or not at all (temp file + rename): a failed write leaves neither."""
+    from PIL import Image
+
+    from visionflow.files import temp_path
+
+    tmp = temp_path(path, ".png")
+    try:
+        Image.fromarray(pixels).save(tmp, format="PNG")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _predictions(model, examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int):
     """(targets, argmax predictions) per batch of (image, target) pairs, holding one batch in memory."""
     batch: list[tuple[np.ndarray, np.ndarray]] = []
@@ -51,10 +102,8 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
     from visionflow.cache import MASK_CLASSES, resize_image, resize_mask
     from visionflow.data import pets
     from visionflow.evaluation import ConfusionAccumulator, majority_baseline, segmentation_metrics
-    from visionflow.inference import input_size, load_model
 
-    model = load_model(args.model)
-    size = input_size(model)
+    model, size, _ = _load(args, "evaluate segmentation")
     records, skipped = pets.parse_release(args.data, args.split, param="--data")
 
     def examples():
@@ -82,21 +131,19 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
 
 def predict_segmentation(args: argparse.Namespace) -> None:
     """Mask PNG (values 0 pet, 1 background, 2 border) and an overlay PNG for each image."""
-    from PIL import Image
-
-    from visionflow.inference import input_size, load_image, load_model
     from visionflow.viz import overlay
 
-    model = load_model(args.model)
-    size = input_size(model)
+    model, size, _ = _load(args, "predict segmentation")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
-        image = load_image(path, size)
+    unreadable: list = []
+    for path, rgb, _ in _read_images(args.images, args.max_image_side, unreadable):
+        image = _resized(rgb, size)
         mask = np.argmax(model.predict_on_batch(image[None]), axis=-1)[0].astype(np.uint8)
         stem = Path(path).stem
-        Image.fromarray(mask).save(args.out_dir / f"{stem}_mask.png")
-        Image.fromarray(overlay(image, mask)).save(args.out_dir / f"{stem}_overlay.png")
+        _save_png(mask, args.out_dir / f"{stem}_mask.png")
+        _save_png(overlay(image, mask), args.out_dir / f"{stem}_overlay.png")
         print(f"{path}: pet {np.mean(mask == 0):.1%} of pixels -> {args.out_dir / (stem + '_overlay.png')}")
+    _raise_unreadable(unreadable, len(args.images))
 
 
 def evaluate_classifier(args: argparse.Namespace) -> None:
@@ -104,19 +151,20 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from visionflow.data import flowers
+    from visionflow.data.images import read_rgb
     from visionflow.evaluation import classification_metrics
-    from visionflow.inference import input_size, load_image, load_model
 
-    model = load_model(args.model)
-    size = input_size(model)
+    model, size, _ = _load(args, "evaluate classifier")
     items, skipped = flowers.parse_folder(args.data, param="--data")
 
     def examples():
         for path, label in tqdm(items, desc="evaluating", unit="image"):
             try:
-                yield load_image(path, size), np.int64(label)
+                rgb, _ = read_rgb(path, args.max_image_side)
             except ValueError as exc:  # an unreadable image is reported, evaluation goes on
                 skipped.append({"file": str(path), "reason": str(exc)})
+                continue
+            yield _resized(rgb, size), np.int64(label)
 
     truth, pred = (np.concatenate(parts) for parts in zip(*_predictions(model, examples(), args.batch_size)))
     metrics = classification_metrics(truth, pred, list(flowers.CLASS_NAMES))
@@ -130,47 +178,51 @@ def predict_classifier(args: argparse.Namespace) -> None:
     """Top-k classes with probabilities for each image."""
     import tensorflow as tf
 
-    from visionflow.data.flowers import CLASS_NAMES
-    from visionflow.inference import input_size, load_image, load_model
+    from visionflow.data.layout import CLASS_NAMES
 
-    model = load_model(args.model)
-    size = input_size(model)
-    for path in args.images:
-        probs = tf.nn.softmax(model.predict_on_batch(load_image(path, size)[None]), axis=-1).numpy()[0]
+    model, size, classes = _load(args, "predict classifier")
+    if args.top_k > classes:
+        raise ValueError(f"--top-k {args.top_k}: the model has {classes} classes; pass --top-k from 1 to {classes}")
+    unreadable: list = []
+    for path, rgb, _ in _read_images(args.images, args.max_image_side, unreadable):
+        probs = tf.nn.softmax(model.predict_on_batch(_resized(rgb, size)[None]), axis=-1).numpy()[0]
         top = np.argsort(probs)[::-1][: args.top_k]
         print(f"{path}: " + ", ".join(f"{CLASS_NAMES[i]} {probs[i]:.3f}" for i in top))
+    _raise_unreadable(unreadable, len(args.images))
 
 
 def predict_detection(args: argparse.Namespace) -> None:
     """Detect objects with the sliding-window engine and draw the boxes."""
-    from PIL import Image
-
     from visionflow.config import load_params
-    from visionflow.data.flowers import CLASS_NAMES
+    from visionflow.data.layout import CLASS_NAMES
     from visionflow.detection import run_detection
     from visionflow.detection.draw import draw_detections
-    from visionflow.inference import input_size, load_model
-    from visionflow.data.images import read_rgb
 
     params = load_params(args.params)
-    model = load_model(args.model)
-    size = input_size(model)
+    max_side = args.max_image_side or params.data.max_image_side
+    model, size, _ = _load(args, "predict detection")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
-        rgb, _ = read_rgb(Path(path))
-        image = rgb.astype(np.float32) / 255.0
+    unreadable: list = []
+    for path, rgb, fixes in _read_images(args.images, max_side, unreadable):
+        image = rgb.astype(np.float32) / 255.0  # downscaled to max_side first: the detector upscales it again
         detections, _ = run_detection(model, image[None], params.detection, size)
         drawn = draw_detections(image, detections[0], list(CLASS_NAMES))
         out = args.out_dir / f"{Path(path).stem}_detections.png"
-        Image.fromarray(drawn).save(out)
-        print(f"{path}: {len(detections[0].scores)} objects -> {out}")
+        _save_png(drawn, out)
+        note = "".join(f" ({fix})" for fix in fixes if fix.startswith("downscaled"))
+        print(f"{path}: {len(detections[0].scores)} objects -> {out}{note}")
+    _raise_unreadable(unreadable, len(args.images))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}, runs, models."""
+    from visionflow.cli_checks import BATCH_SIZE, DEFAULT_IMAGE_SIDE, IMAGE_SIDE, Parser, int_range
     from visionflow.runs import add_commands
 
-    p = argparse.ArgumentParser(prog="visionflow", description=__doc__)
+    batch_size, image_side = int_range(*BATCH_SIZE), int_range(*IMAGE_SIDE)
+    side_help = (f"longer sides above it are downscaled first, as the pipeline does ({IMAGE_SIDE[0]} to "
+                 f"{IMAGE_SIDE[1]}, default %(default)s)")
+    p = Parser(prog="visionflow", description=__doc__)
     verbs = p.add_subparsers(dest="verb", required=True)
     ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
         dest="task", required=True)
@@ -181,27 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, required=True, help="folder with images/ and annotations/")
     s.add_argument("--split", default="test", choices=["trainval", "test", "list"], help="which list file")
     s.add_argument("--out", type=Path, help="metrics JSON to write")
-    s.add_argument("--batch-size", type=int, default=16)
-    s.add_argument("--max-image-side", type=int, default=1024)
+    s.add_argument("--batch-size", type=batch_size, default=16)
+    s.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
     s.set_defaults(func=evaluate_segmentation)
 
     c = ev.add_parser("classifier", help="on a folder whose subfolders are the classes")
     c.add_argument("--model", type=Path, required=True)
     c.add_argument("--data", type=Path, required=True)
     c.add_argument("--out", type=Path, help="metrics JSON to write")
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--batch-size", type=batch_size, default=32)
+    c.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
     c.set_defaults(func=evaluate_classifier)
 
     ps = pr.add_parser("segmentation", help="mask and overlay PNGs")
     ps.add_argument("--model", type=Path, required=True)
     ps.add_argument("images", type=Path, nargs="+")
     ps.add_argument("--out-dir", type=Path, required=True)
+    ps.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
     ps.set_defaults(func=predict_segmentation)
 
     pc = pr.add_parser("classifier", help="top-k classes")
     pc.add_argument("--model", type=Path, required=True)
     pc.add_argument("images", type=Path, nargs="+")
-    pc.add_argument("--top-k", type=int, default=3)
+    pc.add_argument("--top-k", type=int_range(1), default=3, help="at most the model's classes")
+    pc.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
     pc.set_defaults(func=predict_classifier)
 
     pd = pr.add_parser("detection", help="boxes drawn on the images")
@@ -209,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("images", type=Path, nargs="+")
     pd.add_argument("--out-dir", type=Path, required=True)
     pd.add_argument("--params", type=Path, default=Path("params.yaml"), help="detection settings")
+    pd.add_argument("--max-image-side", type=image_side, help=side_help.replace(
+        "default %(default)s", "default: data.max_image_side of --params"))
     pd.set_defaults(func=predict_detection)
     add_commands(verbs)
     return p
@@ -216,11 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `visionflow` console script."""
+    from visionflow.cli_checks import before_loading
+
     args = build_parser().parse_args(argv)
     try:
+        if args.verb in ("evaluate", "predict"):
+            before_loading(args)  # model file, output and image paths: before TensorFlow is imported
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # a user error, or a file that cannot be read or written
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, whatever the message
         sys.exit(1)
 
 

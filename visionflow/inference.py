@@ -22,8 +22,9 @@ def load_model(path: Path) -> keras.Model:
         raise FileNotFoundError(f"--model: {path} not found (train it first with `dvc repro`)")
     try:
         return keras.models.load_model(path, safe_mode=True)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"--model: {path} is not a loadable Keras model ({exc})") from None
+    except Exception as exc:  # a damaged file raises KeyError, TypeError, zipfile.BadZipFile... as well
+        raise ValueError(f"--model: {path} is not a loadable Keras model ({type(exc).__name__}: {exc}); pass a "
+                         "model saved by the pipeline, e.g. models/classifier.keras") from None
 
 
 def input_size(model: keras.Model) -> int:
