@@ -236,9 +236,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         try:
             raw = yaml.safe_load(f)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: not valid YAML{where}: {what}; fix the syntax there "
+                              "(compare with the params.yaml shipped with visionflow)") from None
     if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping of sections (seed:, data:, segmentation: ...) at the top "
+                          f"level, got a {type(raw).__name__}")
     return parse_params(raw, source=str(path))
 
 
