@@ -47,17 +47,20 @@ def main() -> None:
     builder = open_prepared(args.data / "tfds")
     if args.dataset == "pets":
         size = params.segmentation.image_size
-        splits = cache.pets_splits(builder, size, params.data.val_fraction, params.seed)
+        splits = cache.pets_splits(builder, size, params.data.val_fraction, params.seed, params.data.folds,
+                                   params.data.fold)
         splits["train"] = _with_offline_copies(splits["train"], params, "segmentation", "mask")
         info = {"dataset": "oxford_iiit_pet", "class_names": list(cache.MASK_CLASSES), "image_size": size}
     else:
         size = params.classifier.image_size
         fractions = {"train": params.data.flowers_split.train, "val": params.data.flowers_split.val,
                      "test": params.data.flowers_split.test}
-        splits = cache.flowers_splits(builder, size, fractions, params.seed)
+        splits = cache.flowers_splits(builder, size, fractions, params.seed, params.data.folds, params.data.fold)
         splits["train"] = _with_offline_copies(splits["train"], params, "classifier", "label")
         info = {"dataset": "tf_flowers", "class_names": builder.info.features["label"].names, "image_size": size}
     info["offline_copies"] = params.augment.offline_copies
+    if params.data.folds > 1:
+        info["cross_validation"] = {"folds": params.data.folds, "fold": params.data.fold}
     with tracking.start_run(f"build_cache_{args.dataset}", params) as mlrun:
         mlrun.log_inputs({f"{args.dataset} prepared": args.data}, "preparation")
         written = cache.write_cache(splits, args.out, info, args.shards)

@@ -106,3 +106,46 @@ def test_temps_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     ds = tf.data.Dataset.from_tensor_slices({"label": tf.constant([1, 2], tf.int64)})
     cache.write_cache({"train": ds}, tmp_path / "pets", {}, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["pets", running.name])
+
+
+def test_kfold_indices_partition_every_image_into_stratified_test_folds():
+    labels = np.repeat(np.arange(5), 12)
+    tests = []
+    for fold in range(4):
+        parts = cache.kfold_indices(labels, 4, fold, val_share=0.125, seed=3)
+        assert sorted(np.concatenate(list(parts.values()))) == list(range(60))  # disjoint and complete
+        assert np.bincount(labels[parts["test"]]).tolist() == [3] * 5  # stratified
+        assert len(parts["val"]) == 6
+        tests.append(parts["test"])
+    assert sorted(np.concatenate(tests)) == list(range(60))  # every image is tested exactly once
+    assert cache.kfold_indices(labels, 4, 1, 0.125, seed=3)["test"].tolist() == tests[1].tolist()
+    with pytest.raises(cache.CacheError, match="data.folds: cannot split 60 images into 20 folds"):
+        cache.kfold_indices(labels, 20, 0, 0.125, seed=3)
+
+
+class _Builder:
+    """The two splits of a prepared pets dataset, as `as_dataset` gives them (names only matter here)."""
+
+    def __init__(self, names: dict[str, list[str]]):
+        self.names = names
+
+    def as_dataset(self, split: str, shuffle_files: bool):
+        n = len(self.names[split])
+        return tf.data.Dataset.from_tensor_slices({
+            "file_name": self.names[split], "image": tf.zeros((n, 4, 4, 3), tf.uint8),
+            "segmentation_mask": tf.ones((n, 4, 4, 1), tf.uint8), "species": tf.zeros(n, tf.int64)})
+
+
+def test_pets_folds_pool_both_splits_and_test_each_image_once():
+    names = {"train": [f"a_{i}.jpg" for i in range(40)], "test": [f"b_{i}.jpg" for i in range(20)]}
+    tested = []
+    for fold in range(3):
+        splits = cache.pets_splits(_Builder(names), 4, 0.2, seed=0, folds=3, fold=fold)
+        got = {k: [x.decode() for x in ds.map(lambda ex: ex["file_name"]).as_numpy_iterator()]
+               for k, ds in splits.items()}
+        assert sorted(sum(got.values(), [])) == sorted(names["train"] + names["test"])
+        assert 10 <= len(got["test"]) <= 30
+        tested += got["test"]
+    assert sorted(tested) == sorted(names["train"] + names["test"])
+    plain = cache.pets_splits(_Builder(names), 4, 0.2, seed=0)  # folds=1: the official test split
+    assert [x.decode() for x in plain["test"].map(lambda ex: ex["file_name"]).as_numpy_iterator()] == names["test"]

@@ -73,3 +73,10 @@ def test_load_params_errors_name_the_file(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_params(bad)
+
+
+def test_a_fold_outside_the_folds_is_refused():
+    from visionflow.config import parse_params
+
+    with pytest.raises(ConfigError, match=r"data.fold: 3 is not a fold of data.folds: 3 \(folds count from 0"):
+        parse_params({"data": {"folds": 3, "fold": 3}}, source="test")

@@ -134,10 +134,23 @@ def in_val(file_name: tf.Tensor, val_fraction: float, seed: int) -> tf.Tensor:
     return bucket < int(round(val_fraction * buckets))
 
 
-def pets_splits(builder, size: int, val_fraction: float, seed: int) -> dict[str, tf.data.Dataset]:
-    """train/val carved from TFDS `train` (trainval) by a seeded hash of the file name; test = TFDS `test`."""
+def fold_of(file_name: tf.Tensor, folds: int, seed: int) -> tf.Tensor:
+    """Seeded, order-independent fold (0 .. folds-1) of an example, for k-fold cross-validation."""
+    return tf.strings.to_hash_bucket_strong(file_name, folds, key=[seed, 1])
+
+
+def pets_splits(builder, size: int, val_fraction: float, seed: int, folds: int = 1,
+                fold: int = 0) -> dict[str, tf.data.Dataset]:
+    """train/val carved from TFDS `train` (trainval) by a seeded hash of the file name; test = TFDS `test`.
+
+    With `folds` > 1 the two TFDS splits are pooled: test = the images of fold `fold`, train/val = the rest.
+    """
     trainval = builder.as_dataset(split="train", shuffle_files=False)
     test = builder.as_dataset(split="test", shuffle_files=False)
+    if folds > 1:
+        pool = trainval.concatenate(test)
+        trainval = pool.filter(lambda ex: fold_of(ex["file_name"], folds, seed) != fold)
+        test = pool.filter(lambda ex: fold_of(ex["file_name"], folds, seed) == fold)
     prep = lambda ex: pets_example(ex, size)  # noqa: E731
     return {
         "train": trainval.filter(lambda ex: ~in_val(ex["file_name"], val_fraction, seed)).map(prep),
@@ -166,13 +179,31 @@ def stratified_indices(labels: Sequence[int], fractions: dict[str, float], seed:
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int) -> dict[str, tf.data.Dataset]:
-    """Stratified train/val/test of TFDS `train` (tf_flowers has no official split)."""
+def kfold_indices(labels: Sequence[int], folds: int, fold: int, val_share: float, seed: int) -> dict[str, np.ndarray]:
+    """Stratified k-fold: test = fold `fold`; val = a stratified `val_share` of the rest; train = the others."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    labels = np.asarray(labels)
+    try:
+        rest, test = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))[fold]
+        train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
+    except ValueError as exc:  # fewer images of a class than folds
+        raise CacheError(f"data.folds: cannot split {len(labels)} images into {folds} folds by class ({exc}); "
+                         "use fewer folds") from None
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int, folds: int = 1,
+                   fold: int = 0) -> dict[str, tf.data.Dataset]:
+    """Stratified train/val/test of TFDS `train` (tf_flowers has no official split); k-fold when `folds` > 1."""
     import tensorflow_datasets as tfds
 
     raw = builder.as_dataset(split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
     labels = [int(label) for label in raw.map(lambda ex: ex["label"]).as_numpy_iterator()]
-    parts = stratified_indices(labels, fractions, seed)
+    if folds > 1:
+        parts = kfold_indices(labels, folds, fold, fractions["val"] / (fractions["train"] + fractions["val"]), seed)
+    else:
+        parts = stratified_indices(labels, fractions, seed)
     full = builder.as_dataset(split="train", shuffle_files=False).enumerate()
     out = {}
     for name, idx in parts.items():

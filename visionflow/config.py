@@ -76,7 +76,18 @@ class DataConfig:
     val_fraction: Fraction = 0.2
     flowers_split: SplitFractions = _field(SplitFractions)
     max_image_side: Annotated[int, Field(ge=64, le=8192)] = 1024
+    # k-fold cross-validation: with folds > 1, fold `fold` (0-based) of all the images is the caches' test split
+    # and the rest is split into train and val as above; one experiment per fold gives a mean +- std.
+    folds: Annotated[int, Field(ge=1, le=20)] = 1
+    fold: Annotated[int, Field(ge=0, le=19)] = 0
     synthetic: SyntheticConfig = _field(SyntheticConfig)
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if self.fold >= self.folds:
+            raise ValueError(f"data.fold: {self.fold} is not a fold of data.folds: {self.folds} "
+                             f"(folds count from 0: use 0 to {self.folds - 1})")
+        return self
 
 
 @dataclass(frozen=True, config=_STRICT)
