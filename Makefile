@@ -7,7 +7,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run run-real test test-fast metrics ui server bench push pull clean
+.PHONY: setup run run-real sweep test test-fast metrics ui server bench push pull clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,16 @@ run-real: setup
 	@$(BIN)/python -m visionflow.experiment configs/real.yaml -n $(EXP) $(DATA_SETTINGS) $(EXTRA)
 	@$(BIN)/dvc exp show --only-changed --md | head -20
 	@$(BIN)/python -m visionflow.summary
+
+# Cross-validated sweep: every GRID point (-S key=a,b makes an axis) times FOLDS folds, queued as DVC experiments
+# named SWEEP-<point>-f<fold> on top of SETTINGS and the data variables above, run one at a time, and summarised as
+# mean +- std over the folds (reports/sweep-SWEEP.csv).
+SETTINGS ?= configs/real.yaml
+FOLDS ?= 5
+GRID ?=
+SWEEP ?= sweep
+sweep: setup
+	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(DATA_SETTINGS) $(GRID)
 
 test: setup
 	$(BIN)/python -m pytest -ra

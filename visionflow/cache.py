@@ -186,7 +186,8 @@ def kfold_indices(labels: Sequence[int], folds: int, fold: int, val_share: float
     labels = np.asarray(labels)
     try:
         rest, test = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))[fold]
-        train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest], random_state=seed)
+        n_val = max(len(np.unique(labels)), round(val_share * len(rest)))  # at least one image per class
+        train, val = train_test_split(rest, test_size=n_val, stratify=labels[rest], random_state=seed)
     except ValueError as exc:  # fewer images of a class than folds
         raise CacheError(f"data.folds: cannot split {len(labels)} images into {folds} folds by class ({exc}); "
                          "use fewer folds") from None

@@ -32,13 +32,18 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def headline_values(metrics_dir: Path = Path("metrics")) -> dict[str, float]:
-    """`{task.key: value}` of the compared headline metrics, for every metrics file present."""
+def headline_values(metrics_dir: Path = Path("metrics"), read=None) -> dict[str, float]:
+    """`{task.key: value}` of the compared headline metrics, for every metrics file present.
+
+    `read(name)` returns a metrics file's text or None (default: from `metrics_dir`; e.g. from a git revision).
+    """
+    if read is None:
+        read = lambda name: (metrics_dir / name).read_text() if (metrics_dir / name).is_file() else None  # noqa: E731
     values = {}
     for name, (task, _) in HEADLINES.items():
-        path = metrics_dir / name
-        if path.is_file():
-            data = json.loads(path.read_text())
+        text = read(name)
+        if text is not None:
+            data = json.loads(text)
             for key in COMPARED:
                 if key.startswith(task + ".") and isinstance(v := _get(data, key[len(task) + 1:]), (int, float)):
                     values[key] = float(v)

@@ -1,0 +1,147 @@
+"""Cross-validated sweeps as queued DVC experiments: every grid point times every fold, then mean +- std.
+
+    python -m visionflow.sweep configs/real.yaml -n NAME --folds 5 [-S key=a,b ...] [-S key=value ...]
+
+`make sweep` calls this. A `-S` value with commas is a grid axis; the grid's product times `data.fold` =
+0 .. folds-1 is queued with `dvc exp run --queue` (each experiment checked first, as `make run-real` checks one),
+run by `dvc queue start`, and summarised from `dvc exp show` as one row per grid point: the mean +- std over
+the folds of the headline metrics (also written to reports/sweep-NAME.csv). The experiments stay in
+`dvc exp show` and, as parent runs named after them, in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from visionflow.config import ConfigError
+from visionflow.experiment import command, split_set_params
+from visionflow.summary import COMPARED, headline_values
+
+_DVC = [sys.executable, "-m", "dvc"]
+
+
+def grid(set_params: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """(fixed `key=value` flags, one `{key: value}` per grid point) from `-S` values; `a,b` makes an axis."""
+    fixed, axes = [], {}
+    for flag in set_params:
+        key, _, value = flag.partition("=")
+        if "," in value and not value.lstrip().startswith(("[", "{")):
+            axes[key] = [v.strip() for v in value.split(",")]
+        else:
+            fixed.append(flag)
+    points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    return fixed, points
+
+
+def queue(settings: Path, name: str, folds: int, args: list[str]) -> list[tuple[str, dict[str, str], int]]:
+    """Check and queue every (grid point, fold) experiment; returns (experiment name, point, fold) for each."""
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    set_params, rest = split_set_params(args)
+    fixed, points = grid(set_params)
+    queued = []
+    for i, point in enumerate(points):
+        for fold in range(folds):
+            exp = f"{name}-{i}-f{fold}"
+            flags = [*fixed, *(f"{k}={v}" for k, v in point.items()), f"data.folds={folds}", f"data.fold={fold}"]
+            argv = command(settings, ["--queue", "-n", exp, *rest, *(a for f in flags for a in ("-S", f))])
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            queued.append((exp, point, fold))
+    print(f"queued {len(queued)} experiments: {len(points)} grid point(s) x {folds} folds", flush=True)
+    return queued
+
+
+def run_queue(names: set[str], poll_s: float = 10.0) -> list[str]:
+    """`dvc queue start` (one worker: training uses every core) and wait; returns the names that failed."""
+    subprocess.run([*_DVC, "queue", "start", "-j", "1"], check=True, stdout=subprocess.DEVNULL)
+    done = -1
+    while True:
+        status = _queue_status()
+        mine = {n: s for n, s in status.items() if n in names}
+        finished = [n for n, s in mine.items() if s in ("Success", "Failed")]
+        if len(finished) != done:
+            done = len(finished)
+            print(f"sweep: {done}/{len(names)} experiments done", flush=True)
+        if done == len(names):
+            return sorted(n for n, s in mine.items() if s == "Failed")
+        time.sleep(poll_s)
+
+
+def _queue_status() -> dict[str, str]:
+    """`{experiment name: state}` of the queue's tasks (Queued, Running, Success, Failed), as `dvc queue status`."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        return {task.get("name") or task["rev"][:7]: task["status"] for task in repo.experiments.celery_queue.status()}
+
+
+def _metrics_at(rev: str) -> dict[str, float]:
+    """The headline metrics an experiment committed (its metrics/*.json at `rev`)."""
+    def read(name: str) -> str | None:
+        shown = subprocess.run(["git", "show", f"{rev}:metrics/{name}"], capture_output=True, text=True)
+        return shown.stdout if shown.returncode == 0 else None
+
+    return headline_values(read=read)
+
+
+def summarise(queued: list[tuple[str, dict[str, str], int]], out_csv: Path):
+    """One row per grid point: mean and std over the folds of every headline metric, from the experiments that
+    succeeded (their commits, as `dvc exp show` lists them)."""
+    import dvc.api
+    import pandas as pd
+
+    revs = {row["Experiment"]: row["rev"] for row in dvc.api.exp_show(".") if row.get("Experiment")}
+    rows = [{**point, "fold": fold, **_metrics_at(revs[exp])} for exp, point, fold in queued if exp in revs]
+    frame = pd.DataFrame(rows)
+    keys = list(queued[0][1]) if queued else []
+    metrics = [k for k in COMPARED if k in frame]
+    table = (frame.groupby(keys) if keys else frame.assign(setting="all").groupby("setting"))[metrics].agg(
+        ["mean", "std"])
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_csv)
+    return table
+
+
+def markdown(table) -> str:
+    """The summary as a Markdown table of `mean +- std` cells."""
+    metrics = list(dict.fromkeys(m for m, _ in table.columns))
+    lines = ["| " + " | ".join([", ".join(table.index.names), *metrics]) + " |", "|" + "---|" * (len(metrics) + 1)]
+    for label, row in table.iterrows():
+        cells = [f"{row[(m, 'mean')]:.3f} +- {row[(m, 'std')]:.3f}" for m in metrics]
+        lines.append("| " + " | ".join([str(label), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m visionflow.sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("settings", type=Path, help="settings file applied to params.yaml (e.g. configs/real.yaml)")
+    p.add_argument("-n", "--name", default="sweep", help="experiment name prefix (default: sweep)")
+    p.add_argument("--folds", type=int, default=5)
+    args, rest = p.parse_known_args(argv)
+    try:
+        queued = queue(args.settings, args.name, args.folds, rest)
+    except (ValueError, subprocess.CalledProcessError) as exc:
+        sys.exit(f"error: {exc}")
+    failed = run_queue({exp for exp, _, _ in queued})
+    if failed:
+        print(f"sweep: {len(failed)} experiment(s) failed: {', '.join(failed)} (dvc queue logs NAME shows why)",
+              file=sys.stderr)
+    succeeded = [item for item in queued if item[0] not in failed]
+    if not succeeded:
+        sys.exit("error: every experiment of the sweep failed; nothing to summarise")
+    out = Path("reports") / f"sweep-{args.name}.csv"
+    table = summarise(succeeded, out)
+    print(markdown(table))
+    print(f"(mean +- std over {args.folds} folds; written to {out})")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
