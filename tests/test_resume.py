@@ -39,8 +39,9 @@ def test_kill_9_during_training_then_dvc_repro_resumes_to_the_uninterrupted_mode
     for line in killed.stdout:
         output.append(line)
         if line.startswith("Epoch 3/4"):  # epochs 1 and 2 are checkpointed
+            # the Python process itself, not a `sh -c` wrapper that some shells keep around it
             (stage,) = [p for p in psutil.Process(killed.pid).children(recursive=True)
-                        if "stages.train_segmentation" in " ".join(p.cmdline())]
+                        if p.cmdline()[1:3] == ["-m", "stages.train_segmentation"]]
             stage.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=120) != 0, "".join(output)[-3000:]
     (checkpoint,) = (repo / ".checkpoints").iterdir()
