@@ -42,13 +42,14 @@ run-real: setup
 
 # Cross-validated sweep: every GRID point (-S key=a,b makes an axis) times FOLDS folds, queued as DVC experiments
 # named SWEEP-<point>-f<fold> on top of SETTINGS and the data variables above, run one at a time, and summarised as
-# mean +- std over the folds (reports/sweep-SWEEP.csv).
+# mean +- std over the folds (reports/sweep-SWEEP.csv). TARGETS (e.g. evaluate_segmentation) runs only those stages.
 SETTINGS ?= configs/real.yaml
 FOLDS ?= 5
 GRID ?=
 SWEEP ?= sweep
+TARGETS ?=
 sweep: setup
-	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(DATA_SETTINGS) $(GRID)
+	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(DATA_SETTINGS) $(GRID) $(TARGETS)
 
 test: setup
 	$(BIN)/python -m pytest -ra

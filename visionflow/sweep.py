@@ -1,11 +1,13 @@
 """Cross-validated sweeps as queued DVC experiments: every grid point times every fold, then mean +- std.
 
-    python -m visionflow.sweep configs/real.yaml -n NAME --folds 5 [-S key=a,b ...] [-S key=value ...]
+    python -m visionflow.sweep configs/real.yaml -n NAME --folds 5 [-S key=a,b ...] [-S key=value ...] [STAGE ...]
 
 `make sweep` calls this. A `-S` value with commas is a grid axis; the grid's product times `data.fold` =
 0 .. folds-1 is queued with `dvc exp run --queue` (each experiment checked first, as `make run-real` checks one),
 run by `dvc queue start`, and summarised from `dvc exp show` as one row per grid point: the mean +- std over
-the folds of the headline metrics (also written to reports/sweep-NAME.csv). The experiments stay in
+the folds of the headline metrics (also written to reports/sweep-NAME.csv). Stage names (for example
+evaluate_segmentation) limit every experiment to that stage and what it depends on, and the summary to the
+metrics those stages produced. The experiments stay in
 `dvc exp show` and, as parent runs named after them, in the MLflow UI.
 """
 
@@ -61,7 +63,8 @@ def run_queue(names: set[str], poll_s: float = 10.0) -> list[str]:
     done = -1
     while True:
         status = _queue_status()
-        mine = {n: s for n, s in status.items() if n in names}
+        # A task no longer in the queue (removed with `dvc queue remove`, say) will never finish: count it failed.
+        mine = {n: status.get(n, "Failed") for n in names}
         finished = [n for n, s in mine.items() if s in ("Success", "Failed")]
         if len(finished) != done:
             done = len(finished)
@@ -79,11 +82,20 @@ def _queue_status() -> dict[str, str]:
         return {task.get("name") or task["rev"][:7]: task["status"] for task in repo.experiments.celery_queue.status()}
 
 
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", *args], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
 def _metrics_at(rev: str) -> dict[str, float]:
-    """The headline metrics an experiment committed (its metrics/*.json at `rev`)."""
+    """The headline metrics an experiment produced: its metrics/*.json at `rev`, leaving out every file that is the
+    same as in its baseline commit (an experiment run with stage targets leaves the other stages' metrics as they
+    were, and those are not its results)."""
     def read(name: str) -> str | None:
-        shown = subprocess.run(["git", "show", f"{rev}:metrics/{name}"], capture_output=True, text=True)
-        return shown.stdout if shown.returncode == 0 else None
+        path = f"metrics/{name}"
+        if _git("rev-parse", f"{rev}:{path}") == _git("rev-parse", f"{rev}^:{path}"):
+            return None
+        return _git("show", f"{rev}:{path}")
 
     return headline_values(read=read)
 
@@ -98,7 +110,7 @@ def summarise(queued: list[tuple[str, dict[str, str], int]], out_csv: Path):
     rows = [{**point, "fold": fold, **_metrics_at(revs[exp])} for exp, point, fold in queued if exp in revs]
     frame = pd.DataFrame(rows)
     keys = list(queued[0][1]) if queued else []
-    metrics = [k for k in COMPARED if k in frame]
+    metrics = [k for k in COMPARED if k in frame and frame[k].notna().any()]
     table = (frame.groupby(keys) if keys else frame.assign(setting="all").groupby("setting"))[metrics].agg(
         ["mean", "std"])
     out_csv.parent.mkdir(parents=True, exist_ok=True)
