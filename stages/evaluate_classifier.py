@@ -30,7 +30,8 @@ def main() -> None:
     names = cache.read_info(args.cache)["class_names"]
     model = load_model(args.model)
     test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["label"]))
-    images, truth, pred, probs = classify_batches(model, test.batch(params.classifier.batch_size))
+    images, truth, pred, probs = classify_batches(model, test.batch(params.classifier.batch_size),
+                                                 flip=params.evaluation.test_time_flip)
     metrics = classification_metrics(truth, pred, names)
     ensure_parent(args.metrics, args.confusion)
     args.figure_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ def main() -> None:
     model = load_model(args.model)
     test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["mask"]))
     confusion, examples = segment_batches(model, test.batch(params.segmentation.batch_size),
-                                          len(cache.MASK_CLASSES), keep=args.examples)
+                                          len(cache.MASK_CLASSES), keep=args.examples,
+                                          flip=params.evaluation.test_time_flip)
     metrics = segmentation_metrics(confusion, list(cache.MASK_CLASSES))
     metrics["majority_baseline"] = majority_baseline(confusion, list(cache.MASK_CLASSES))
     write_json(metrics, args.metrics)

@@ -108,6 +108,7 @@ class SegmentationConfig:
     decoder_dropout: Probability = 0.0
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     border_weight: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
+    dice_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     epochs: Annotated[int, Field(ge=1, le=1000)] = 8
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
@@ -126,6 +127,7 @@ class ClassifierConfig:
     dense_units: PositiveInt = 128
     dropout: Probability = 0.2
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     epochs: Annotated[int, Field(ge=1, le=1000)] = 10
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     learning_rate: LearningRate = 0.001
@@ -140,6 +142,13 @@ class AugmentConfig:
     offline_copies: Annotated[int, Field(ge=0, le=100)] = 0
     classifier: AugmentOps = ({"op": "random_flip", "mode": "horizontal"},)
     segmentation: AugmentOps = ({"op": "flip", "mode": "horizontal"},)
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EvaluationConfig:
+    """How the segmentation and classifier evaluation stages predict."""
+
+    test_time_flip: bool = False  # average the softmax of each test image and of its horizontal mirror
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -179,6 +188,7 @@ class Params:
     segmentation: SegmentationConfig = _field(SegmentationConfig)
     classifier: ClassifierConfig = _field(ClassifierConfig)
     augment: AugmentConfig = _field(AugmentConfig)
+    evaluation: EvaluationConfig = _field(EvaluationConfig)
     detection: DetectionConfig = _field(DetectionConfig)
 
     @model_validator(mode="after")

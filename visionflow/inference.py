@@ -21,7 +21,8 @@ def load_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"--model: {path} not found (train it first with `dvc repro`)")
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        # Not compiled: inference needs no loss or optimizer (so a model trained with a visionflow loss loads too).
+        return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # a damaged file raises KeyError, TypeError, zipfile.BadZipFile... as well
         raise ValueError(f"--model: {path} is not a loadable Keras model ({type(exc).__name__}: {exc}); pass a "
                          "model saved by the pipeline, e.g. models/classifier.keras") from None
@@ -35,14 +36,25 @@ def input_size(model: keras.Model) -> int:
     return int(shape[1])
 
 
-def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, keep: int = 0):
-    """Confusion matrix of argmax predictions over (image, mask) batches, and up to `keep` examples."""
+def predict_probabilities(model: keras.Model, images, flip: bool = False) -> np.ndarray:
+    """Softmax of the model's logits for one batch, (B, K) or (B, S, S, K); with `flip`, the mean of the image's
+    and its horizontal mirror's (a per-pixel output is mirrored back first): test-time flip averaging."""
+    probs = tf.nn.softmax(model.predict_on_batch(images), axis=-1).numpy()
+    if flip:
+        mirrored = tf.nn.softmax(model.predict_on_batch(tf.image.flip_left_right(images)), axis=-1).numpy()
+        probs = (probs + (mirrored[:, :, ::-1] if probs.ndim == 4 else mirrored)) / 2  # (B, S, S, K): undo on W
+    return probs
+
+
+def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, keep: int = 0, flip: bool = False):
+    """Confusion matrix of argmax predictions over (image, mask) batches, and up to `keep` examples;
+    `flip`: test-time flip averaging (predict_probabilities)."""
     from visionflow.evaluation import ConfusionAccumulator
 
     acc = ConfusionAccumulator(num_classes)
     kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for images, masks in tqdm(batches, desc="segmenting", unit="batch"):
-        pred = np.argmax(model.predict_on_batch(images), axis=-1)  # (B, S, S)
+        pred = np.argmax(predict_probabilities(model, images, flip), axis=-1)  # (B, S, S)
         true = np.asarray(masks)[..., 0]
         acc.update(true, pred)
         for i in range(min(len(pred), keep - len(kept))):
@@ -50,11 +62,12 @@ def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, kee
     return acc.matrix, kept
 
 
-def classify_batches(model: keras.Model, batches: Iterable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(images, y_true, y_pred, probabilities) over (image, label) batches."""
+def classify_batches(model: keras.Model, batches: Iterable,
+                     flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(images, y_true, y_pred, probabilities) over (image, label) batches; `flip` as in segment_batches."""
     images, truth, probs = [], [], []
     for x, y in tqdm(batches, desc="classifying", unit="batch"):
-        probs.append(tf.nn.softmax(model.predict_on_batch(x), axis=-1).numpy())
+        probs.append(predict_probabilities(model, x, flip))
         truth.append(np.asarray(y))
         images.append(np.asarray(x))
     p = np.concatenate(probs)

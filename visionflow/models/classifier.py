@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from visionflow.config import ClassifierConfig
+from visionflow.models.losses import SmoothedSparseCrossEntropy
 from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 _PROBE_SIDE = 1024  # symbolic input side used to read a backbone's stride (no computation runs)
@@ -110,9 +111,8 @@ def feature_stride(backbone: keras.Model) -> int:
 
 
 def compile_classifier(model: keras.Model, cfg: ClassifierConfig) -> None:
-    """Adam + sparse cross-entropy on logits + accuracy."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    """Adam + sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if cfg.label_smoothing > 0:
+        loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, metrics=["accuracy"])

@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from visionflow.config import SegmentationConfig
+from visionflow.models.losses import CrossEntropyDice
 from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 # Encoder activations the decoder concatenates, at strides 2, 4, 8, 16 and 32 (the reference's choice).
@@ -74,7 +75,8 @@ def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
 
 
 def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int) -> None:
-    """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits + accuracy."""
+    """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits (+ a Dice term when
+    segmentation.dice_weight > 0) + accuracy."""
     if steps_per_epoch < 1:
         raise ValueError(
             f"steps_per_epoch: got {steps_per_epoch}; the training split must give at least one batch "
@@ -86,11 +88,10 @@ def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_
         learning_rate = keras.optimizers.schedules.CosineDecay(
             cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch
         )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if cfg.dice_weight > 0:
+        loss = CrossEntropyDice(cfg.dice_weight, num_classes=model.output_shape[-1])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
 
 
 def pixel_weights(mask: tf.Tensor, border_weight: float) -> tf.Tensor:
