@@ -74,3 +74,59 @@ def test_a_checkpoint_of_other_settings_or_data_is_not_resumed_and_is_removed(fl
     (tmp_path / "changed").mkdir()
     (tmp_path / "changed" / "x").write_bytes(b"1")
     assert backup_dir("train_classifier", {"epochs": 4}, [tmp_path / "changed"], root=root) != other
+
+
+def _two_phase(small_params, **fine_tune):
+    raw = to_dict(small_params)
+    raw["classifier"].update(image_size=32, epochs=4, batch_size=8, backbone="mobilenet_v2",
+                             encoder={"weights": None, "alpha": 0.35, "trainable": False},
+                             fine_tune={"epochs": 2, "from_block": 15, "learning_rate": 0.001, **fine_tune})
+    return raw, parse_params(raw, source="test")
+
+
+class _FirstWeights:
+    """Records the encoder's weights when training starts."""
+
+    def __new__(cls, store: dict):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if not store:
+                    encoder = self.model.get_layer("backbone").get_layer("mobilenet_v2")
+                    store.update({w.path: np.array(w) for w in encoder.weights})
+
+        return Callback()
+
+
+def test_two_phase_fine_tuning_trains_only_the_top_blocks_and_never_the_batchnorm_statistics(
+        flowers_cache, small_params):
+    from visionflow.training import train_classifier
+
+    _, params = _two_phase(small_params)
+    start: dict = {}
+    model, history = train_classifier(flowers_cache, params, callbacks=[_FirstWeights(start)])
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    after = {w.path: np.array(w) for w in model.get_layer("backbone").get_layer("mobilenet_v2").weights}
+    changed = {path for path in start if not np.array_equal(start[path], after[path])}
+    assert changed and all("block_15" in p or "block_16" in p or "Conv_1" in p for p in changed), sorted(changed)
+    assert any("block_16_project/kernel" in p for p in changed)
+    assert not any("moving" in p or "_bn/" in p.lower() or "BN/" in p for p in changed)  # BatchNorm frozen
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3])  # in phase one, at the switch, in phase two
+def test_a_crashed_two_phase_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path,
+                                                                        crash_at):
+    from visionflow.training import train_classifier
+
+    raw, params = _two_phase(small_params)
+    reference, ref_history = train_classifier(flowers_cache, params)
+    folder = backup_dir("train_classifier", raw, [flowers_cache], root=tmp_path / "ckpt")
+    with pytest.raises(_Crash):
+        train_classifier(flowers_cache, params, callbacks=[_CrashAt(crash_at)], backup_dir=folder)
+    assert [p.name for p in folder.iterdir()] == [f"epoch-{crash_at}"]
+    resumed, history = train_classifier(flowers_cache, params, backup_dir=folder)
+    for a, b in zip(reference.weights, resumed.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    assert history.round(6).equals(ref_history.round(6)) and list(history["epoch"]) == [1, 2, 3, 4]
+    assert not folder.exists()

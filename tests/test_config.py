@@ -46,6 +46,14 @@ def test_config_is_frozen():
         ({"detection": {"stride": 0}}, "detection.stride", "greater than 0"),
         ({"classifier": {"image_size": 600}}, "detection", "classifier.image_size=600"),
         ({"augment": {"placement": "gpu"}}, "augment.placement", "model"),
+        ({"segmentation": {"fine_tune": {"epochs": 2}}}, "segmentation", "encoder.trainable: false"),
+        ({"segmentation": {"encoder": {"trainable": False}, "epochs": 4, "fine_tune": {"epochs": 4}}}, "segmentation",
+         "must be below segmentation.epochs (4)"),
+        ({"classifier": {"fine_tune": {"epochs": 2}}}, "classifier", "backbone: mobilenet_v2"),
+        ({"segmentation": {"fine_tune": {"from_block": 17}}}, "segmentation.fine_tune.from_block", "less than or equal"),
+        ({"classifier": {"label_smoothing": 1.0}}, "classifier.label_smoothing", "less than 1"),
+        ({"segmentation": {"dice_weight": -1}}, "segmentation.dice_weight", "greater than or equal to 0"),
+        ({"evaluation": {"test_time_flip": "sometimes"}}, "evaluation.test_time_flip", "valid boolean"),
     ],
 )
 def test_bad_values_fail_naming_the_key(raw, key, words):

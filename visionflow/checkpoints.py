@@ -63,6 +63,10 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.start_epoch: int = state["epoch"]
         self._rows: list[dict] = state["history"]
 
+    def forget(self) -> None:
+        """Resume nothing more: the model in memory is ahead of the checkpoint read at start (phase two)."""
+        self._latest = None
+
     def _load_model(self) -> None:
         if self._latest is None:
             return

@@ -100,6 +100,27 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class FineTuneConfig:
+    """Two-phase transfer learning: the model trains with its encoder frozen, then its last `epochs` epochs
+    train the encoder's blocks from `from_block` on as well (BatchNorm layers stay frozen) at `learning_rate`."""
+
+    epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # 0: one phase
+    from_block: Annotated[int, Field(ge=1, le=16)] = 13  # MobileNetV2 block_<n>_*
+    learning_rate: LearningRate = 0.0001
+
+
+def _check_fine_tune(cfg, section: str):
+    if cfg.fine_tune.epochs:
+        if cfg.encoder.trainable:
+            raise ValueError(f"fine_tune.epochs needs {section}.encoder.trainable: false (phase one trains the rest on "
+                             "a frozen encoder; set fine_tune.epochs: 0 to train the whole encoder throughout)")
+        if cfg.fine_tune.epochs >= cfg.epochs:
+            raise ValueError(f"fine_tune.epochs ({cfg.fine_tune.epochs}) must be below {section}.epochs "
+                             f"({cfg.epochs}): they are the last epochs of the run")
+    return cfg
+
+
+@dataclass(frozen=True, config=_STRICT)
 class SegmentationConfig:
     """U-Net training on Oxford-IIIT Pet trimaps."""
 
@@ -111,9 +132,14 @@ class SegmentationConfig:
     dice_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
     lr_schedule: Literal["constant", "cosine"] = "constant"
     epochs: Annotated[int, Field(ge=1, le=1000)] = 8
+    fine_tune: FineTuneConfig = _field(FineTuneConfig)
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
     learning_rate: LearningRate = 0.001
     shuffle_buffer: PositiveInt = 1000
+
+    @model_validator(mode="after")
+    def _fine_tune(self):
+        return _check_fine_tune(self, "segmentation")
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -129,9 +155,16 @@ class ClassifierConfig:
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     epochs: Annotated[int, Field(ge=1, le=1000)] = 10
+    fine_tune: FineTuneConfig = _field(FineTuneConfig)
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
     learning_rate: LearningRate = 0.001
     shuffle_buffer: PositiveInt = 1000
+
+    @model_validator(mode="after")
+    def _fine_tune(self):
+        if self.fine_tune.epochs and self.backbone != "mobilenet_v2":
+            raise ValueError("fine_tune.epochs needs classifier.backbone: mobilenet_v2 (an encoder to unfreeze)")
+        return _check_fine_tune(self, "classifier")
 
 
 @dataclass(frozen=True, config=_STRICT)

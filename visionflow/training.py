@@ -13,6 +13,7 @@ import tensorflow as tf
 from visionflow import cache
 from visionflow.checkpoints import Backup
 from visionflow.config import Params
+from visionflow.models.weights import unfreeze_from_block
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -29,6 +30,11 @@ def _training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: in
     return pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
 
 
+def _steps(cache_dir: Path, batch_size: int) -> int:
+    """Batches per epoch: the training split once over."""
+    return max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
+
+
 def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0):
     """(training batches, un-augmented validation batches, steps per epoch).
 
@@ -36,18 +42,47 @@ def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: i
     it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on.
     """
     val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
-    steps = max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
+    steps = _steps(cache_dir, batch_size)
     train = train.skip(start_epoch * steps * batch_size) if start_epoch else train
     return train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE), steps
 
 
-def _fit(model: keras.Model, inputs, epochs: int, callbacks, backup: Backup | None) -> pd.DataFrame:
+def _fit(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
+    """Fit `cfg.epochs` epochs, in two phases when `cfg.fine_tune.epochs` > 0; returns the per-epoch history.
+
+    `make_inputs(start_epoch)` gives (train, val, steps) from that epoch of the stream on; `compile_phase(fine_tuning)`
+    compiles the model for a phase; `encoder()` is the sub-model whose top blocks phase two unfreezes. A resumed run
+    goes on in the phase its checkpoint was written in, so it ends with the model of an uninterrupted run.
+    """
+    start = backup.start_epoch if backup else 0
+    split = cfg.epochs - cfg.fine_tune.epochs
+    histories = []
+    if start <= split:  # phase one; when start == split, only the reload of its last checkpoint
+        compile_phase(False)
+        if backup:
+            backup.delete_checkpoint = split == cfg.epochs  # phase two goes on from phase one's checkpoints
+        histories.append(_fit_phase(model, make_inputs(start), split, callbacks, backup))
+    if split < cfg.epochs:
+        unfreeze_from_block(encoder(), cfg.fine_tune.from_block)
+        compile_phase(True)
+        model._initial_epoch = None  # noqa: SLF001 - phase one's resume left it set; phase two starts at `split`
+        if backup:
+            backup.delete_checkpoint = True
+            if start <= split:
+                backup.forget()  # the model in memory is where phase two starts
+        histories.append(_fit_phase(model, make_inputs(max(start, split)), cfg.epochs, callbacks, backup, split))
+    if backup:
+        return backup.history()
+    frames = [history_frame(h, first_epoch=e) for h, e in zip(histories, (1, split + 1))]  # phase one always ran
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fit_phase(model, inputs, epochs: int, callbacks, backup: Backup | None, initial_epoch: int = 0):
     train, val, steps = inputs
     callbacks = [*callbacks, *([backup] if backup else [])]
     # The stream is shuffled and endless: Keras must neither reshuffle nor stop it.
-    history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=2, shuffle=False)
-    return backup.history() if backup else history_frame(history)
+    return model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                     callbacks=callbacks, verbose=2, shuffle=False)
 
 
 def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
@@ -73,11 +108,14 @@ def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[kera
     from visionflow.models.segmentation import build_unet, compile_segmentation
 
     seed_everything(params.seed)
+    cfg = params.segmentation
     backup = Backup(backup_dir) if backup_dir else None
-    inputs = segmentation_inputs(cache_dir, params, backup.start_epoch if backup else 0)
-    model = build_unet(params.segmentation, num_classes=len(cache.MASK_CLASSES))
-    compile_segmentation(model, params.segmentation, steps_per_epoch=inputs[2])
-    return model, _fit(model, inputs, params.segmentation.epochs, callbacks, backup)
+    model = build_unet(cfg, num_classes=len(cache.MASK_CLASSES))
+    steps = _steps(cache_dir, cfg.batch_size)
+    history = _fit(model, lambda start: segmentation_inputs(cache_dir, params, start), cfg,
+                   lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning),
+                   lambda: model.get_layer("encoder"), callbacks, backup)
+    return model, history
 
 
 def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
@@ -103,14 +141,16 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
     if params.augment.placement == "model":
         augmentation = build_model_augmentation(params.augment.classifier, params.seed)
     classes = cache.read_info(cache_dir)["class_names"]
-    model = build_classifier(params.classifier, num_classes=len(classes), augmentation=augmentation)
-    compile_classifier(model, params.classifier)
-    inputs = classifier_inputs(cache_dir, params, backup.start_epoch if backup else 0)
-    return model, _fit(model, inputs, params.classifier.epochs, callbacks, backup)
+    cfg = params.classifier
+    model = build_classifier(cfg, num_classes=len(classes), augmentation=augmentation)
+    history = _fit(model, lambda start: classifier_inputs(cache_dir, params, start), cfg,
+                   lambda fine_tuning: compile_classifier(model, cfg, fine_tuning),
+                   lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+    return model, history
 
 
-def history_frame(history: keras.callbacks.History) -> pd.DataFrame:
+def history_frame(history: keras.callbacks.History, first_epoch: int = 1) -> pd.DataFrame:
     """Keras History -> one row per epoch (epoch, loss, accuracy, val_loss, val_accuracy, ...)."""
     frame = pd.DataFrame(history.history)
-    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    frame.insert(0, "epoch", range(first_epoch, first_epoch + len(frame)))
     return frame

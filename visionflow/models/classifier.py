@@ -110,9 +110,11 @@ def feature_stride(backbone: keras.Model) -> int:
     return _PROBE_SIDE // out[1]
 
 
-def compile_classifier(model: keras.Model, cfg: ClassifierConfig) -> None:
-    """Adam + sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy."""
+def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False) -> None:
+    """Adam + sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy;
+    `fine_tuning`: phase two's learning rate (classifier.fine_tune)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, metrics=["accuracy"])
+    rate = cfg.fine_tune.learning_rate if fine_tuning else cfg.learning_rate
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])

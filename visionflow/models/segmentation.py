@@ -74,20 +74,22 @@ def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
     return model
 
 
-def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int) -> None:
+def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int,
+                         fine_tuning: bool = False) -> None:
     """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits (+ a Dice term when
-    segmentation.dice_weight > 0) + accuracy."""
+    segmentation.dice_weight > 0) + accuracy. A two-phase run (segmentation.fine_tune) compiles once per phase:
+    the schedule spans the phase, `fine_tuning` selects phase two's learning rate."""
     if steps_per_epoch < 1:
         raise ValueError(
             f"steps_per_epoch: got {steps_per_epoch}; the training split must give at least one batch "
             "(lower segmentation.batch_size or add data)"
         )
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+    rate = cfg.fine_tune.learning_rate if fine_tuning else cfg.learning_rate
+    epochs = cfg.fine_tune.epochs if fine_tuning else cfg.epochs - cfg.fine_tune.epochs
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = rate
     if cfg.lr_schedule == "cosine":
-        # Decays to 0 by the last step of the last epoch (Keras' default floor, alpha=0).
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            cfg.learning_rate, decay_steps=cfg.epochs * steps_per_epoch
-        )
+        # Decays to 0 by the last step of the phase's last epoch (Keras' default floor, alpha=0).
+        learning_rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps_per_epoch)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.dice_weight > 0:
         loss = CrossEntropyDice(cfg.dice_weight, num_classes=model.output_shape[-1])

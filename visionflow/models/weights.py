@@ -53,3 +53,17 @@ def set_batchnorm_momentum(model: keras.Model, momentum: float) -> None:
     for layer in model._flatten_layers(include_self=False, recursive=True):  # noqa: SLF001 - Keras' own walker
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = momentum
+
+
+def unfreeze_from_block(encoder: keras.Model, block: int) -> int:
+    """Phase two of fine-tuning: MobileNetV2 `block_<block>_*` and every layer after it train, BatchNormalization
+    layers excepted (frozen, they run in inference mode and keep their ImageNet statistics); returns how many
+    layers now train. Recompile the model afterwards: Keras collects trainable weights when it compiles."""
+    names = [layer.name for layer in encoder.layers]
+    first = next((i for i, name in enumerate(names) if name.startswith(f"block_{block}_")), None)
+    if first is None:
+        raise ValueError(f"fine_tune.from_block: encoder {encoder.name!r} has no layer block_{block}_*")
+    encoder.trainable = True
+    for i, layer in enumerate(encoder.layers):
+        layer.trainable = i >= first and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable for layer in encoder.layers)
