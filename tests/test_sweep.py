@@ -24,13 +24,14 @@ def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path)
     repo = clone(tmp_path / "repo", SHRUNK)
     (repo / "configs" / "tiny.yaml").write_text("segmentation:\n  epochs: 1\n")
     run = subprocess.run(["make", "sweep", "SETTINGS=configs/tiny.yaml", "SOURCE=synthetic", "FOLDS=2", "SWEEP=t",
-                          "GRID=-S segmentation.learning_rate=0.001,0.003"], cwd=repo, env=fresh_shell_env(),
+                          "GRID=-S segmentation.learning_rate=0.001,0.003", "TARGETS=evaluate_segmentation"], cwd=repo, env=fresh_shell_env(),
                          capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "queued 4 experiments: 2 grid point(s) x 2 folds" in run.stdout
     assert "sweep: 4/4 experiments done" in run.stdout
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| segmentation.learning_rate | segmentation.mean_iou |")
+    assert "classifier" not in table[0] and "detection" not in table[0]  # stages the targets did not run
     assert [row.split(" | ")[0] for row in table[1:]] == ["| 0.001", "| 0.003"]
     assert all(" +- " in row for row in table[1:])
     summary = pd.read_csv(repo / "reports" / "sweep-t.csv", header=[0, 1], index_col=0)

@@ -4,11 +4,10 @@
 
 `make sweep` calls this. A `-S` value with commas is a grid axis; the grid's product times `data.fold` =
 0 .. folds-1 is queued with `dvc exp run --queue` (each experiment checked first, as `make run-real` checks one),
-run by `dvc queue start`, and summarised from `dvc exp show` as one row per grid point: the mean +- std over
-the folds of the headline metrics (also written to reports/sweep-NAME.csv). Stage names (for example
-evaluate_segmentation) limit every experiment to that stage and what it depends on, and the summary to the
-metrics those stages produced. The experiments stay in
-`dvc exp show` and, as parent runs named after them, in the MLflow UI.
+run by `dvc queue start`, and summarised from the experiments' commits as one row per grid point: the mean +- std
+over the folds of the headline metrics (also written to reports/sweep-NAME.csv). Stage names (for example
+evaluate_segmentation) limit every experiment to that stage and what it depends on, and the summary to the metrics
+those stages produced. The experiments stay in `dvc exp show` and, as parent runs named after them, in the MLflow UI.
 """
 
 from __future__ import annotations
@@ -100,13 +99,20 @@ def _metrics_at(rev: str) -> dict[str, float]:
     return headline_values(read=read)
 
 
-def summarise(queued: list[tuple[str, dict[str, str], int]], out_csv: Path):
+def experiment_commits(baseline: str) -> dict[str, str]:
+    """`{experiment name: commit}` of the experiments DVC keeps for the `baseline` commit: its git refs
+    refs/exps/<sha[:2]>/<sha[2:]>/<name>, found whatever HEAD is now (`dvc exp show` lists HEAD's alone)."""
+    prefix = f"refs/exps/{baseline[:2]}/{baseline[2:]}/"
+    listed = _git("for-each-ref", "--format=%(refname) %(objectname)", prefix) or ""
+    return {ref[len(prefix):]: sha for ref, sha in (line.split() for line in listed.splitlines())}
+
+
+def summarise(queued: list[tuple[str, dict[str, str], int]], baseline: str, out_csv: Path):
     """One row per grid point: mean and std over the folds of every headline metric, from the experiments that
-    succeeded (their commits, as `dvc exp show` lists them)."""
-    import dvc.api
+    succeeded on top of `baseline` (the commit they were queued on)."""
     import pandas as pd
 
-    revs = {row["Experiment"]: row["rev"] for row in dvc.api.exp_show(".") if row.get("Experiment")}
+    revs = experiment_commits(baseline)
     rows = [{**point, "fold": fold, **_metrics_at(revs[exp])} for exp, point, fold in queued if exp in revs]
     frame = pd.DataFrame(rows)
     keys = list(queued[0][1]) if queued else []
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-n", "--name", default="sweep", help="experiment name prefix (default: sweep)")
     p.add_argument("--folds", type=int, default=5)
     args, rest = p.parse_known_args(argv)
+    baseline = (_git("rev-parse", "HEAD") or "").strip()
     try:
         queued = queue(args.settings, args.name, args.folds, rest)
     except (ValueError, subprocess.CalledProcessError) as exc:
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if not succeeded:
         sys.exit("error: every experiment of the sweep failed; nothing to summarise")
     out = Path("reports") / f"sweep-{args.name}.csv"
-    table = summarise(succeeded, out)
+    table = summarise(succeeded, baseline, out)
     print(markdown(table))
     print(f"(mean +- std over {args.folds} folds; written to {out})")
     sys.exit(1 if failed else 0)
