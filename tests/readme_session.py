@@ -45,7 +45,7 @@ class Step:
     typed: str
     command: str
     env: dict[str, str] = field(default_factory=dict)
-    mode: str = "run"  # run | help | server | offline
+    mode: str = "run"  # run | server | offline
     result: subprocess.CompletedProcess | None = None
 
 
@@ -61,8 +61,6 @@ def plan(typed: str, places: dict[str, str]) -> Step:
         return Step(typed, command, env={"PYTEST_ADDOPTS": "--collect-only -q"})
     if words[:2] == ["make", "ui"]:
         return Step(typed, command, mode="server")
-    if "scripts/compare_reference.py" in command:
-        return Step(typed, f"{command} --help", mode="help")
     if words[:2] == ["make", "run-real"]:
         if "SOURCE=tfds" in words:
             return Step(typed, command, mode="offline")  # no network here: it must say so at once

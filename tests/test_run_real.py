@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import SHARED, clone, fresh_shell_env, require_shared
 
-SHORT = "-S segmentation.epochs=3 -S classifier.epochs=1 -S detection.num_images=6"
+SHORT = "-S segmentation.epochs=3 -S classifier.epochs=2 -S classifier.fine_tune.epochs=1 -S detection.num_images=6"
 
 
 def _make(repo, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -47,7 +47,7 @@ def test_make_run_real_on_the_samples(tmp_path, keras_home):
     assert params["segmentation"]["encoder"] == real["segmentation"]["encoder"]
     assert params["classifier"]["backbone"] == real["classifier"]["backbone"] == "mobilenet_v2"
     assert params["augment"]["segmentation"] == real["augment"]["segmentation"]
-    assert params["segmentation"]["epochs"] == 3 and params["classifier"]["epochs"] == 1
+    assert params["segmentation"]["epochs"] == 3 and params["classifier"]["epochs"] == 2
     exps = subprocess.run([str(repo / ".venv/bin/dvc"), "exp", "list", "--name-only"], cwd=repo,
                           env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout.split()
     assert exps == ["real-directory"]
@@ -92,7 +92,7 @@ def test_make_run_real_on_the_samples(tmp_path, keras_home):
     ("SOURCE=web KERAS_HOME={keras}", "data.source: Input should be 'synthetic', 'directory' or 'tfds'"),
     ("PETS_DIR={pets} FLOWERS_DIR={flowers} KERAS_HOME={keras}",
      "segmentation.encoder.weights: imagenet needs {keras}/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_"
-     "0.5_128_no_top.h5, which is missing"),
+     "0.5_224_no_top.h5, which is missing"),
     ("PETS_DIR={pets} FLOWERS_DIR={flowers} KERAS_HOME={keras}/absent",
      "KERAS_HOME={keras}/absent: not a writable folder"),
     ("PETS_DIR={pets} FLOWERS_DIR={flowers} KERAS_HOME={keras} EXTRA=-S|segmentaton.epochs=2",
