@@ -202,3 +202,36 @@ def test_runs_of_killed_processes_are_closed_as_failed_by_the_next_stage(exp_cop
         assert closed.info.status == "FAILED" and "killed" in closed.data.tags[tracking.FAILURE_TAG]
     for run in (remote, alive):  # another host's run, or a live process: left alone
         assert status[run.info.run_id].info.status == "RUNNING"
+
+
+def test_a_dataset_lost_to_a_concurrent_run_is_logged_again_and_other_errors_are_raised():
+    from mlflow.exceptions import MlflowException
+
+    from visionflow.tracking import DATASET_RACE_ATTEMPTS, _retry_dataset_race
+
+    race = MlflowException('(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint '
+                           '"dataset_pk" ... INSERT INTO datasets')
+    calls = []
+
+    def lose_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise race
+
+    _retry_dataset_race(lose_once, wait_s=0)
+    assert len(calls) == 2
+
+    def always(exc):
+        def log():
+            calls.append(1)
+            raise exc
+        return log
+
+    calls.clear()
+    with pytest.raises(MlflowException, match="UniqueViolation"):
+        _retry_dataset_race(always(race), wait_s=0)
+    assert len(calls) == DATASET_RACE_ATTEMPTS
+    calls.clear()
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        _retry_dataset_race(always(MlflowException("RESOURCE_DOES_NOT_EXIST: run gone")), wait_s=0)
+    assert len(calls) == 1

@@ -374,7 +374,8 @@ class Run:
             digest = digests.get(Path(path).as_posix().rstrip("/"))
             if digest is None and Path(path).is_file():
                 digest = file_sha256(Path(path))
-            self._mlflow.log_input(MetaDataset(source, name=name, digest=digest[:36] if digest else None), context)
+            dataset = MetaDataset(source, name=name, digest=digest[:36] if digest else None)
+            _retry_dataset_race(lambda: self._mlflow.log_input(dataset, context))
 
     @_guarded
     def log_keras_model(self, model, task: str, example) -> None:
@@ -482,3 +483,28 @@ def runs_table_url(base: str) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     return f"{base}/#/experiments/{experiment.experiment_id}/runs" if experiment else base
 
+
+DATASET_RACE_ATTEMPTS = 3
+
+
+def _retry_dataset_race(log, attempts: int = DATASET_RACE_ATTEMPTS, wait_s: float = 0.5) -> None:
+    """Call `log` (an MLflow log_input), again when a tracking server lost a race to create the same dataset.
+
+    Two runs that log one dataset (same experiment, name and digest) at the same moment, such as two queued
+    experiments starting `dvc exp run` stages together, can both miss it and both insert it; the database's
+    unique key refuses the second insert and the server answers BAD_REQUEST. By then the dataset exists, so a
+    second call links it. Any other error, or the same one `attempts` times, is raised.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return log()
+        except MlflowException as exc:
+            text = str(exc)
+            lost_race = "dataset" in text and ("UniqueViolation" in text or "UNIQUE constraint failed" in text)
+            if not lost_race or attempt == attempts:
+                raise
+            time.sleep(wait_s * attempt)
