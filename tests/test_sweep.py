@@ -39,3 +39,12 @@ def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path)
     listed = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp list --name-only"], cwd=repo,
                             env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout.split()
     assert sorted(listed) == ["t-0-f0", "t-0-f1", "t-1-f0", "t-1-f1"]
+
+
+def test_a_sweep_whose_experiments_wrote_no_metrics_says_so(tmp_path, monkeypatch):
+    from visionflow import sweep
+
+    monkeypatch.setattr(sweep, "experiment_commits", lambda baseline: {"s-0-f0": "abc", "s-0-f1": "def"})
+    monkeypatch.setattr(sweep, "_metrics_at", lambda rev: {})
+    with pytest.raises(ValueError, match="no experiment of 2 changed a headline metrics file against 1234567"):
+        sweep.summarise([("s-0-f0", {}, 0), ("s-0-f1", {}, 1)], "1234567890", tmp_path / "out.csv")

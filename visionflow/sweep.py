@@ -117,6 +117,9 @@ def summarise(queued: list[tuple[str, dict[str, str], int]], baseline: str, out_
     frame = pd.DataFrame(rows)
     keys = list(queued[0][1]) if queued else []
     metrics = [k for k in COMPARED if k in frame and frame[k].notna().any()]
+    if not metrics:
+        raise ValueError(f"no experiment of {len(queued)} changed a headline metrics file against {baseline[:7]}; "
+                         "check `dvc queue logs NAME` and the TARGETS")
     table = (frame.groupby(keys) if keys else frame.assign(setting="all").groupby("setting"))[metrics].agg(
         ["mean", "std"])
     out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     if not succeeded:
         sys.exit("error: every experiment of the sweep failed; nothing to summarise")
     out = Path("reports") / f"sweep-{args.name}.csv"
-    table = summarise(succeeded, baseline, out)
+    try:
+        table = summarise(succeeded, baseline, out)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
     print(markdown(table))
     print(f"(mean +- std over {args.folds} folds; written to {out})")
     sys.exit(1 if failed else 0)
