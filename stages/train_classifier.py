@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import ensure_parent, parser, run
-from visionflow import tracking
+from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
 from visionflow.config import Params, load_params, to_dict
 
@@ -34,6 +34,7 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=16)
     args = p.parse_args()
     params = load_params(args.params)
+    chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
     from visionflow.checkpoints import backup_dir
     from visionflow.training import train_classifier
     from visionflow import cache
@@ -42,16 +43,20 @@ def main() -> None:
     from visionflow.viz import save_history, save_image_grid
 
     ensure_parent(args.model, args.history, args.augmented)
-    with tracking.start_run("train_classifier", params) as mlrun:
+    with tracking.start_run("train_classifier", params, log=chief) as mlrun:
         mlrun.log_inputs({"flowers cache": args.cache}, "training")
         mlrun.log_inputs(weight_files(params, "classifier"), "weights")  # ImageNet files DVC does not track
         mlrun.log_params({"seed": params.seed, "classifier": to_dict(params.classifier),
                           "augment.placement": params.augment.placement,
                           "augment.offline_copies": params.augment.offline_copies,
                           "augment.classifier": {"ops": str(params.augment.classifier)},
-                          "data.source": params.data.source})
-        resume = backup_dir("train_classifier", to_dict(params), [args.cache])  # kill -9, then dvc repro: resumes
+                          "train": to_dict(params.train), "data.source": params.data.source})
+        resume = None if params.train.distribution == "multi_worker" else (  # kill -9, then dvc repro: resumes
+            backup_dir("train_classifier", to_dict(params), [args.cache]))
         model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
+        if not chief:
+            print(f"{distribute.task_name()}: trained {len(history)} epochs; the chief writes the model and the run")
+            return
         save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stages.common import ensure_parent, parser, run
-from visionflow import tracking
+from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
 from visionflow.config import load_params, to_dict
 
@@ -17,6 +17,7 @@ def main() -> None:
     p.add_argument("--history", type=Path, required=True, help="output per-epoch CSV (dvc plots)")
     args = p.parse_args()
     params = load_params(args.params)
+    chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
     from visionflow.checkpoints import backup_dir
     from visionflow.training import train_segmentation
     from visionflow import cache
@@ -25,14 +26,18 @@ def main() -> None:
     from visionflow.viz import save_history
 
     ensure_parent(args.model, args.history)
-    with tracking.start_run("train_segmentation", params) as mlrun:
+    with tracking.start_run("train_segmentation", params, log=chief) as mlrun:
         mlrun.log_inputs({"pets cache": args.cache}, "training")
         mlrun.log_inputs(weight_files(params, "segmentation"), "weights")  # ImageNet files DVC does not track
         mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
-                          "data.source": params.data.source})
-        resume = backup_dir("train_segmentation", to_dict(params), [args.cache])  # kill -9, then dvc repro: resumes
+                          "train": to_dict(params.train), "data.source": params.data.source})
+        resume = None if params.train.distribution == "multi_worker" else (  # kill -9, then dvc repro: resumes
+            backup_dir("train_segmentation", to_dict(params), [args.cache]))
         model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
+        if not chief:
+            print(f"{distribute.task_name()}: trained {len(history)} epochs; the chief writes the model and the run")
+            return
         save_model(model, args.model)  # atomic and byte-reproducible
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")

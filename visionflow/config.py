@@ -185,6 +185,15 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class TrainConfig:
+    """Where and how the training stages run (visionflow.distribute); the batch sizes above are per replica."""
+
+    distribution: Literal["none", "mirrored", "multi_worker"] = "none"
+    mixed_precision: bool = False  # float16 compute, float32 weights and outputs (GPUs with compute capability 7+)
+    jit_compile: bool = False  # XLA-compile the training step
+
+
+@dataclass(frozen=True, config=_STRICT)
 class DetectionConfig:
     """Sliding-window detection over the classifier, and its evaluation set."""
 
@@ -222,6 +231,7 @@ class Params:
     classifier: ClassifierConfig = _field(ClassifierConfig)
     augment: AugmentConfig = _field(AugmentConfig)
     evaluation: EvaluationConfig = _field(EvaluationConfig)
+    train: TrainConfig = _field(TrainConfig)
     detection: DetectionConfig = _field(DetectionConfig)
 
     @model_validator(mode="after")

@@ -416,9 +416,10 @@ class Run:
 
 
 @contextlib.contextmanager
-def start_run(stage: str, params: Params | None = None) -> Iterator[Run]:
-    """A child run of this execution's parent run; on exit the parent gets the current headline metrics."""
-    if not enabled():
+def start_run(stage: str, params: Params | None = None, log: bool = True) -> Iterator[Run]:
+    """A child run of this execution's parent run; on exit the parent gets the current headline metrics.
+    `log=False` (a training worker that is not the chief) gives a run that logs nothing."""
+    if not (log and enabled()):
         yield Run(None)
         return
     own_store = not os.environ.get("MLFLOW_TRACKING_URI")  # read before mlflow.set_tracking_uri exports it

@@ -10,18 +10,26 @@ import keras
 import pandas as pd
 import tensorflow as tf
 
-from visionflow import cache
+from visionflow import cache, distribute
 from visionflow.checkpoints import Backup
-from visionflow.config import Params
+from visionflow.config import Params, TrainConfig
 from visionflow.models.weights import unfreeze_from_block
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def seed_everything(seed: int) -> None:
-    """Python, numpy and TF seeds from params.yaml, and deterministic TF kernels."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Python, numpy and TF seeds from params.yaml, and deterministic TF kernels unless `deterministic` is False
+    (Keras will not XLA-compile with TF's op determinism on, so train.jit_compile turns it off)."""
+    from tensorflow.python.framework import config as tf_config  # Keras reads the switch from here too
+
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
+        print("train.jit_compile: XLA kernels are not bit-for-bit deterministic; reruns agree within the "
+              "README's tolerance", flush=True)
 
 
 def _training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
@@ -35,8 +43,9 @@ def _steps(cache_dir: Path, batch_size: int) -> int:
     return max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
 
 
-def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0):
-    """(training batches, un-augmented validation batches, steps per epoch).
+def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0,
+             distribution: str = "none"):
+    """(training batches, un-augmented validation batches, steps per epoch); `batch_size` is the global batch.
 
     A run resumed at `start_epoch` skips the examples the finished epochs drew from the endless stream, so
     it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on.
@@ -44,7 +53,23 @@ def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: i
     val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
     steps = _steps(cache_dir, batch_size)
     train = train.skip(start_epoch * steps * batch_size) if start_epoch else train
-    return train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE), steps
+    train, val = train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE)
+    if distribution == "multi_worker":
+        train, val = distribute.shard_by_data(train), distribute.shard_by_data(val)
+    return train, val, steps
+
+
+def global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int:
+    """The per-replica batch of params.yaml times the replicas that train in sync."""
+    return batch_size * strategy.num_replicas_in_sync
+
+
+def _backup(backup_dir: Path | None, train: TrainConfig) -> Backup | None:
+    if train.distribution == "multi_worker":
+        print("train.distribution: multi_worker: no resume checkpoints; a killed run starts again from epoch 1",
+              flush=True)
+        return None
+    return Backup(backup_dir) if backup_dir else None
 
 
 def _fit(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
@@ -85,8 +110,9 @@ def _fit_phase(model, inputs, epochs: int, callbacks, backup: Backup | None, ini
                      callbacks=callbacks, verbose=2, shuffle=False)
 
 
-def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
-    """(train, val, steps_per_epoch): (image, mask[, pixel weights]) batches, training split augmented."""
+def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, batch_size: int | None = None):
+    """(train, val, steps_per_epoch): (image, mask[, pixel weights]) batches of `batch_size` (default
+    segmentation.batch_size), training split augmented."""
     from visionflow.augment import augment_dataset
     from visionflow.models.segmentation import pixel_weights
 
@@ -96,7 +122,7 @@ def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
     train = augment_dataset(train, params.augment.segmentation, params.seed, kind="segmentation")
     if cfg.border_weight != 1.0:
         train = train.map(lambda x, y: (x, y, pixel_weights(y, cfg.border_weight)), num_parallel_calls=AUTOTUNE)
-    return _batches(cache_dir, train, "mask", cfg.batch_size, start_epoch)
+    return _batches(cache_dir, train, "mask", batch_size or cfg.batch_size, start_epoch, params.train.distribution)
 
 
 def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -104,29 +130,35 @@ def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[kera
     """Build, compile and fit the U-Net; returns (model, history DataFrame).
 
     With `backup_dir`, every epoch is checkpointed there and a killed run resumes from its last epoch.
+    `params.train` picks the strategy, the precision and XLA.
     """
     from visionflow.models.segmentation import build_unet, compile_segmentation
 
-    seed_everything(params.seed)
+    strategy = distribute.make_strategy(params.train)
+    seed_everything(params.seed, deterministic=not params.train.jit_compile)
     cfg = params.segmentation
-    backup = Backup(backup_dir) if backup_dir else None
-    model = build_unet(cfg, num_classes=len(cache.MASK_CLASSES))
-    steps = _steps(cache_dir, cfg.batch_size)
-    history = _fit(model, lambda start: segmentation_inputs(cache_dir, params, start), cfg,
-                   lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning),
-                   lambda: model.get_layer("encoder"), callbacks, backup)
+    backup = _backup(backup_dir, params.train)
+    batch = global_batch(cfg.batch_size, strategy)
+    steps = _steps(cache_dir, batch)
+    with distribute.precision(params.train), strategy.scope():
+        model = distribute.synchronize_batchnorm(build_unet(cfg, num_classes=len(cache.MASK_CLASSES)), params.train)
+        history = _fit(model, lambda start: segmentation_inputs(cache_dir, params, start, batch), cfg,
+                       lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning,
+                                                                jit_compile=params.train.jit_compile),
+                       lambda: model.get_layer("encoder"), callbacks, backup)
     return model, history
 
 
-def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
-    """(train, val, steps_per_epoch) batches of (image, label); augmentation in the dataset when placed there."""
+def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, batch_size: int | None = None):
+    """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
+    augmentation in the dataset when placed there."""
     from visionflow.augment import augment_dataset
 
     cfg = params.classifier
     train = _training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed)
     if params.augment.placement == "dataset":
         train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
-    return _batches(cache_dir, train, "label", cfg.batch_size, start_epoch)
+    return _batches(cache_dir, train, "label", batch_size or cfg.batch_size, start_epoch, params.train.distribution)
 
 
 def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -135,17 +167,22 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
     from visionflow.augment import build_model_augmentation
     from visionflow.models.classifier import build_classifier, compile_classifier
 
-    seed_everything(params.seed)
-    backup = Backup(backup_dir) if backup_dir else None
-    augmentation = None
-    if params.augment.placement == "model":
-        augmentation = build_model_augmentation(params.augment.classifier, params.seed)
+    strategy = distribute.make_strategy(params.train)
+    seed_everything(params.seed, deterministic=not params.train.jit_compile)
+    backup = _backup(backup_dir, params.train)
     classes = cache.read_info(cache_dir)["class_names"]
     cfg = params.classifier
-    model = build_classifier(cfg, num_classes=len(classes), augmentation=augmentation)
-    history = _fit(model, lambda start: classifier_inputs(cache_dir, params, start), cfg,
-                   lambda fine_tuning: compile_classifier(model, cfg, fine_tuning),
-                   lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+    batch = global_batch(cfg.batch_size, strategy)
+    with distribute.precision(params.train), strategy.scope():
+        augmentation = None
+        if params.augment.placement == "model":
+            augmentation = build_model_augmentation(params.augment.classifier, params.seed)
+        model = distribute.synchronize_batchnorm(
+            build_classifier(cfg, num_classes=len(classes), augmentation=augmentation), params.train)
+        history = _fit(model, lambda start: classifier_inputs(cache_dir, params, start, batch), cfg,
+                       lambda fine_tuning: compile_classifier(model, cfg, fine_tuning,
+                                                              jit_compile=params.train.jit_compile),
+                       lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
     return model, history
 
 

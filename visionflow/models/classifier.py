@@ -61,7 +61,7 @@ def build_head(cfg: ClassifierConfig, feature_shape: tuple[int, int, int], num_c
     else:
         x = layers.GlobalAveragePooling2D()(features)  # (B, C)
     x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
+    logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)  # float32 logits under mixed precision
     return keras.Model(features, logits, name="head")
 
 
@@ -110,11 +110,12 @@ def feature_stride(backbone: keras.Model) -> int:
     return _PROBE_SIDE // out[1]
 
 
-def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False) -> None:
+def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False,
+                       jit_compile: bool = False) -> None:
     """Adam + sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy;
-    `fine_tuning`: phase two's learning rate (classifier.fine_tune)."""
+    `fine_tuning`: phase two's learning rate (classifier.fine_tune); `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
     rate = cfg.fine_tune.learning_rate if fine_tuning else cfg.learning_rate
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"], jit_compile=jit_compile)

@@ -68,17 +68,18 @@ def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
         x = upsample(filters, DECODER_KERNEL, cfg.decoder_dropout, name=f"upsample_{i}")(x)
         x = layers.Concatenate(name=f"skip_{i}")([x, skip])
     # Last stride-2 step back to full size: (B, S/2, S/2, .) -> (B, S, S, num_classes)
-    logits = layers.Conv2DTranspose(num_classes, DECODER_KERNEL, strides=2, padding="same", name="logits")(x)
+    logits = layers.Conv2DTranspose(num_classes, DECODER_KERNEL, strides=2, padding="same", name="logits",
+                                    dtype="float32")(x)  # float32 logits under mixed precision
     model = keras.Model(inputs, logits, name="unet")
     set_batchnorm_momentum(model, cfg.batchnorm_momentum)
     return model
 
 
 def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_epoch: int,
-                         fine_tuning: bool = False) -> None:
+                         fine_tuning: bool = False, jit_compile: bool = False) -> None:
     """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits (+ a Dice term when
     segmentation.dice_weight > 0) + accuracy. A two-phase run (segmentation.fine_tune) compiles once per phase:
-    the schedule spans the phase, `fine_tuning` selects phase two's learning rate."""
+    the schedule spans the phase, `fine_tuning` selects phase two's learning rate; `jit_compile`: XLA."""
     if steps_per_epoch < 1:
         raise ValueError(
             f"steps_per_epoch: got {steps_per_epoch}; the training split must give at least one batch "
@@ -93,7 +94,8 @@ def compile_segmentation(model: keras.Model, cfg: SegmentationConfig, steps_per_
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.dice_weight > 0:
         loss = CrossEntropyDice(cfg.dice_weight, num_classes=model.output_shape[-1])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"],
+                  jit_compile=jit_compile)
 
 
 def pixel_weights(mask: tf.Tensor, border_weight: float) -> tf.Tensor:
