@@ -81,8 +81,11 @@ pull: setup
 	@$(BIN)/python -m visionflow.remote check
 	$(BIN)/dvc pull --run-cache
 
+# The benchmark suite: bench/results.json and the README's table. BENCH_ARGS=--quick for a smoke run; more options:
+# `python -m bench --help` (e.g. BENCH_ARGS='--only cache,dvc').
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python bench/detection.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -61,6 +61,8 @@ def plan(typed: str, places: dict[str, str]) -> Step:
         return Step(typed, command, env={"PYTEST_ADDOPTS": "--collect-only -q"})
     if words[:2] == ["make", "ui"]:
         return Step(typed, command, mode="server")
+    if words[:2] == ["make", "bench"] and not any(w.startswith("BENCH_ARGS=") for w in words):
+        return Step(typed, f"{command} BENCH_ARGS=--quick")  # the suite's smoke run: the full one takes minutes
     if words[:2] == ["make", "run-real"]:
         if "SOURCE=tfds" in words:
             return Step(typed, command, mode="offline")  # no network here: it must say so at once

@@ -4,7 +4,8 @@ The README is read top to bottom like a terminal session: after its `source .ven
 commands run with the venv active. Example paths become the real samples, the clone's params.yaml is shrunk
 (few images, one epoch) and a few commands are cut short, each by a rule below: `make test*` only collects,
 `make run-real` queues its experiment instead of training for an hour, the reference comparison shows its
-`--help` (and every flag the README gives it must be in it), `make ui` serves until it answers.
+`--help` (and every flag the README gives it must be in it), `make ui` serves until it answers, `make bench`
+runs the suite's `--quick` smoke run.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def test_every_readme_command_works_as_typed(readme_session):
     # The README's main commands are all there (a rule above would silently stop applying otherwise).
     for must in (["make", "run"], ["make", "test"], ["make", "run-real"], ["dvc", "exp"], ["visionflow", "predict"],
                  ["make", "ui"], ["source", ".venv/bin/activate"], ["visionflow", "runs"], ["visionflow", "models"], ["make", "push"],
-                 ["make", "pull"], ["dvc", "remote"]):
+                 ["make", "pull"], ["dvc", "remote"], ["make", "bench"]):
         assert must in typed, f"README lost `{' '.join(must)}`"
     for step in steps:
         out = step.result.stdout + step.result.stderr
