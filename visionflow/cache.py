@@ -19,6 +19,8 @@ import tensorflow as tf
 
 from visionflow.files import temp_path
 
+AUTOTUNE = tf.data.AUTOTUNE
+
 SPLITS = ("train", "val", "test")
 MASK_CLASSES = ("pet", "background", "border")  # trimap values 1, 2, 3 shifted to 0, 1, 2
 _RUN_ID = "0"  # fixed name for the shard folder Dataset.save would otherwise name at random
@@ -53,7 +55,9 @@ def save_split(ds: tf.data.Dataset, path: Path, num_shards: int) -> int:
     """Persist `ds` at `path` in `num_shards` shards and return its number of elements."""
     ds.enumerate().save(str(path), shard_func=lambda i, _: i % num_shards)
     _normalise_snapshot(Path(path))
-    return int(tf.data.Dataset.load(str(path)).reduce(0, lambda n, _: n + 1))
+    saved = tf.data.Dataset.load(str(path))
+    count = int(saved.cardinality())  # from the snapshot's metadata, without reading the elements back
+    return count if count >= 0 else int(saved.reduce(0, lambda n, _: n + 1))
 
 
 def load_split(cache_dir: Path, split: str) -> tf.data.Dataset:
@@ -145,18 +149,23 @@ def pets_splits(builder, size: int, val_fraction: float, seed: int, folds: int =
 
     With `folds` > 1 the two TFDS splits are pooled: test = the images of fold `fold`, train/val = the rest.
     """
-    trainval = builder.as_dataset(split="train", shuffle_files=False)
-    test = builder.as_dataset(split="test", shuffle_files=False)
+    trainval, test = (builder.as_dataset(split=split, shuffle_files=False) for split in ("train", "test"))
     if folds > 1:
         pool = trainval.concatenate(test)
         trainval = pool.filter(lambda ex: fold_of(ex["file_name"], folds, seed) != fold)
         test = pool.filter(lambda ex: fold_of(ex["file_name"], folds, seed) == fold)
     prep = lambda ex: pets_example(ex, size)  # noqa: E731
     return {
-        "train": trainval.filter(lambda ex: ~in_val(ex["file_name"], val_fraction, seed)).map(prep),
-        "val": trainval.filter(lambda ex: in_val(ex["file_name"], val_fraction, seed)).map(prep),
-        "test": test.map(prep),
+        "train": trainval.filter(lambda ex: ~in_val(ex["file_name"], val_fraction, seed)).map(prep, AUTOTUNE),
+        "val": trainval.filter(lambda ex: in_val(ex["file_name"], val_fraction, seed)).map(prep, AUTOTUNE),
+        "test": test.map(prep, AUTOTUNE),
     }
+
+
+def _decode(builder, example: dict, images: Sequence[str]) -> dict:
+    """Decode the features read with `tfds.decode.SkipDecoding`, exactly as TFDS would (the features' own decoders)."""
+    features = builder.info.features
+    return {**example, **{name: features[name].decode_example(example[name]) for name in images}}
 
 
 def stratified_indices(labels: Sequence[int], fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
@@ -205,11 +214,11 @@ def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int, f
         parts = kfold_indices(labels, folds, fold, fractions["val"] / (fractions["train"] + fractions["val"]), seed)
     else:
         parts = stratified_indices(labels, fractions, seed)
-    full = builder.as_dataset(split="train", shuffle_files=False).enumerate()
+    full = raw.enumerate()
     out = {}
     for name, idx in parts.items():
         member = tf.constant(np.isin(np.arange(len(labels)), idx))
         out[name] = full.filter(lambda i, ex, m=member: tf.gather(m, i)).map(
-            lambda i, ex: {"image": resize_image(ex["image"], size), "label": ex["label"]}
-        )
+            lambda i, ex: {"image": resize_image(_decode(builder, ex, ["image"])["image"], size), "label": ex["label"]},
+            AUTOTUNE)
     return out
