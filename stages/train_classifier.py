@@ -35,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow.checkpoints import backup_dir
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
     from visionflow import cache
     from visionflow.models.saving import save_model
     from visionflow.models.serving import pixel_examples, raw_pixel_model

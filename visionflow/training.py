@@ -1,4 +1,5 @@
-"""Training loops: cache -> tf.data input pipeline -> compiled Keras model -> fit."""
+"""Training loops: cache -> tf.data input pipeline -> compiled Keras model -> fit; the segmentation U-Net's, and
+what the classifier's (visionflow.classifier_training) shares with it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -24,30 +26,40 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
-    """Endless shuffled (image, target) pairs of the training split, reshuffled every pass."""
+def training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int,
+                    extra: tf.data.Dataset | None = None) -> tf.data.Dataset:
+    """Endless shuffled (image, target) pairs of the training split, reshuffled every pass.
+
+    `extra` pairs (a finite dataset) are dealt in among the split's at seeded random places before the shuffle,
+    so a shuffle buffer smaller than both together still mixes them.
+    """
     pairs = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex[target]))
+    if extra is not None:
+        sizes = [int(cache.read_info(cache_dir)["counts"]["train"]), int(extra.cardinality())]
+        order = np.random.default_rng(seed).permutation(np.repeat([0, 1], sizes))  # which source each draw takes
+        pairs = tf.data.Dataset.choose_from_datasets([pairs, extra], tf.data.Dataset.from_tensor_slices(order))
     return pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
 
 
-def _steps(cache_dir: Path, batch_size: int) -> int:
-    """Batches per epoch: the training split once over."""
-    return max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
+def steps_per_epoch(cache_dir: Path, batch_size: int, extra: int = 0) -> int:
+    """Batches per epoch: the training split (and `extra` examples) once over."""
+    return max(1, math.ceil((cache.read_info(cache_dir)["counts"]["train"] + extra) / batch_size))
 
 
-def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0):
+def batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0,
+            extra: int = 0):
     """(training batches, un-augmented validation batches, steps per epoch).
 
     A run resumed at `start_epoch` skips the examples the finished epochs drew from the endless stream, so
     it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on.
     """
     val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
-    steps = _steps(cache_dir, batch_size)
+    steps = steps_per_epoch(cache_dir, batch_size, extra)
     train = train.skip(start_epoch * steps * batch_size) if start_epoch else train
     return train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE), steps
 
 
-def _fit(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
+def fit_phases(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
     """Fit `cfg.epochs` epochs, in two phases when `cfg.fine_tune.epochs` > 0; returns the per-epoch history.
 
     `make_inputs(start_epoch)` gives (train, val, steps) from that epoch of the stream on; `compile_phase(fine_tuning)`
@@ -91,12 +103,12 @@ def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
     from visionflow.models.segmentation import pixel_weights
 
     cfg = params.segmentation
-    train = _training_stream(cache_dir, "mask", cfg.shuffle_buffer, params.seed)
+    train = training_stream(cache_dir, "mask", cfg.shuffle_buffer, params.seed)
     # After repeat(): every epoch draws new augmentation seeds.
     train = augment_dataset(train, params.augment.segmentation, params.seed, kind="segmentation")
     if cfg.border_weight != 1.0:
         train = train.map(lambda x, y: (x, y, pixel_weights(y, cfg.border_weight)), num_parallel_calls=AUTOTUNE)
-    return _batches(cache_dir, train, "mask", cfg.batch_size, start_epoch)
+    return batches(cache_dir, train, "mask", cfg.batch_size, start_epoch)
 
 
 def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -111,41 +123,10 @@ def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[kera
     cfg = params.segmentation
     backup = Backup(backup_dir) if backup_dir else None
     model = build_unet(cfg, num_classes=len(cache.MASK_CLASSES))
-    steps = _steps(cache_dir, cfg.batch_size)
-    history = _fit(model, lambda start: segmentation_inputs(cache_dir, params, start), cfg,
-                   lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning),
-                   lambda: model.get_layer("encoder"), callbacks, backup)
-    return model, history
-
-
-def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0):
-    """(train, val, steps_per_epoch) batches of (image, label); augmentation in the dataset when placed there."""
-    from visionflow.augment import augment_dataset
-
-    cfg = params.classifier
-    train = _training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed)
-    if params.augment.placement == "dataset":
-        train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
-    return _batches(cache_dir, train, "label", cfg.batch_size, start_epoch)
-
-
-def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
-                     backup_dir: Path | None = None):
-    """Build, compile and fit the classifier; returns (model, history DataFrame); `backup_dir` as above."""
-    from visionflow.augment import build_model_augmentation
-    from visionflow.models.classifier import build_classifier, compile_classifier
-
-    seed_everything(params.seed)
-    backup = Backup(backup_dir) if backup_dir else None
-    augmentation = None
-    if params.augment.placement == "model":
-        augmentation = build_model_augmentation(params.augment.classifier, params.seed)
-    classes = cache.read_info(cache_dir)["class_names"]
-    cfg = params.classifier
-    model = build_classifier(cfg, num_classes=len(classes), augmentation=augmentation)
-    history = _fit(model, lambda start: classifier_inputs(cache_dir, params, start), cfg,
-                   lambda fine_tuning: compile_classifier(model, cfg, fine_tuning),
-                   lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+    steps = steps_per_epoch(cache_dir, cfg.batch_size)
+    history = fit_phases(model, lambda start: segmentation_inputs(cache_dir, params, start), cfg,
+                         lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning),
+                         lambda: model.get_layer("encoder"), callbacks, backup)
     return model, history
 
 
