@@ -1,6 +1,6 @@
 """Benchmark 3: what MLflow tracking costs a training stage.
 
-The same short classifier training (`visionflow.training.train_classifier`, the train_classifier stage's
+The same short classifier training (`visionflow.classifier_training.train_classifier`, the train_classifier stage's
 function, on a flowers cache of synthetic images at params.yaml's sizes, a few epochs) runs inside
 `visionflow.tracking.start_run` with the stage's Keras callback (`Run.keras_callback`: one log per epoch), once
 with tracking on, logging to an MLflow file store in a temp folder, and once with VISIONFLOW_TRACKING=off (the
@@ -66,7 +66,7 @@ def _timed_callback(callback, spent: list[float]):
 def _train(ctx: Context, params, tracked: bool) -> dict[str, float]:
     """Wall-clock and CPU seconds of one tracked or untracked training, and the seconds inside the tracking calls."""
     from visionflow import tracking
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
 
     spent: list[float] = []
     with _environ(VISIONFLOW_TRACKING="on" if tracked else "off"):

@@ -36,7 +36,7 @@ def main() -> None:
     params = load_params(args.params)
     chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
     from visionflow.checkpoints import backup_dir
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
     from visionflow import cache
     from visionflow.models.saving import save_model
     from visionflow.models.serving import pixel_examples, raw_pixel_model

@@ -70,6 +70,7 @@ def small_params():
     raw["data"]["synthetic"].update(pets_images=40, pets_min_side=96, pets_max_side=128, flowers_per_class=12)
     raw["segmentation"].update(image_size=64, epochs=1, batch_size=8)
     raw["classifier"].update(image_size=64, epochs=1, batch_size=8)
+    raw["classifier"]["windows"].update(canvases=8)
     raw["detection"].update(num_images=4, canvas_size=128, batch_size=16)
     return parse_params(raw, source="small_params")
 

@@ -48,7 +48,7 @@ def test_mask_resize_keeps_classes_and_shifts_them():
 
 def test_tfds_shaped_data_flows_through_cache_and_training(tmp_path, small_params):
     """The `tfds` source, faked offline by TFDS' own mock: prepare -> cache -> one training epoch."""
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
 
     with tfds.testing.mock_data(num_examples=30):
         prepare_tfds("oxford_iiit_pet", tmp_path / "pets", tmp_path / "downloads")
@@ -66,7 +66,7 @@ def test_tfds_shaped_data_flows_through_cache_and_training(tmp_path, small_param
     assert flowers_info["counts"] == {"train": 18, "val": 6, "test": 6}
     model, history = train_classifier(tmp_path / "cache_flowers", small_params)
     assert list(history["epoch"]) == [1] and np.isfinite(history["loss"]).all()
-    assert model.output_shape == (None, 5)
+    assert model.output_shape == (None, 6)  # the five flowers, and background (params.yaml's classifier.windows)
 
 
 def test_write_cache_refuses_an_empty_split_and_leaves_nothing(tmp_path):

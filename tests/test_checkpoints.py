@@ -44,7 +44,7 @@ def flowers_cache(tmp_path_factory):
 
 @pytest.mark.parametrize("placement", ["model", "dataset"])
 def test_a_crashed_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path, placement):
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
 
     raw = to_dict(small_params)
     raw["classifier"].update(image_size=32, epochs=3, batch_size=8, filters=[4, 8], dense_units=8)
@@ -101,7 +101,7 @@ class _FirstWeights:
 
 def test_two_phase_fine_tuning_trains_only_the_top_blocks_and_never_the_batchnorm_statistics(
         flowers_cache, small_params):
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
 
     _, params = _two_phase(small_params)
     start: dict = {}
@@ -117,7 +117,7 @@ def test_two_phase_fine_tuning_trains_only_the_top_blocks_and_never_the_batchnor
 @pytest.mark.parametrize("crash_at", [1, 2, 3])  # in phase one, at the switch, in phase two
 def test_a_crashed_two_phase_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path,
                                                                         crash_at):
-    from visionflow.training import train_classifier
+    from visionflow.classifier_training import train_classifier
 
     raw, params = _two_phase(small_params)
     reference, ref_history = train_classifier(flowers_cache, params)

@@ -75,6 +75,49 @@ def test_predict_detection_draws_boxes(classifier_file, tmp_path):
     assert drawn.shape[:2] == (128, 128)
 
 
+def _background_classifier(path, flower, background):
+    """A 64-px classifier with background whose every image scores `flower` for tulips and `background`."""
+    from visionflow.config import parse_params
+    from visionflow.data.layout import CLASS_NAMES
+    from visionflow.models.classifier import build_classifier
+
+    model = build_classifier(parse_params({"classifier": {"image_size": 64}}).classifier, num_classes=5,
+                             background=True)
+    probs = np.full(6, (1.0 - flower - background) / 4, np.float32)
+    probs[CLASS_NAMES.index("tulips")], probs[5] = flower, background
+    logits = model.get_layer("head").layers[-1]
+    logits.set_weights([np.zeros_like(logits.get_weights()[0]), np.log(probs)])
+    model.save(path)
+    return path
+
+
+def test_background_is_never_reported_as_a_flower(tmp_path, capsys):
+    image = tmp_path / "scene.png"
+    Image.fromarray((np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)).save(image)
+    empty = _background_classifier(tmp_path / "empty.keras", flower=0.3, background=0.6)
+    main(["predict", "classifier", "--model", str(empty), str(image), "--top-k", "5"])
+    line = capsys.readouterr().out.strip()
+    flowers, _, extra = line.split(": ", 1)[1].partition(" (")
+    assert [name.split()[0] for name in flowers.split(", ")][0] == "tulips" and len(flowers.split(", ")) == 5
+    assert "background" not in flowers and extra == "background 0.600)"
+    with pytest.raises(SystemExit):  # five flowers: a sixth "class" is not offered
+        main(["predict", "classifier", "--model", str(empty), str(image), "--top-k", "6"])
+    assert "from 1 to 5" in capsys.readouterr().err
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["detection"]["score_threshold"] = 0.2
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    main(["predict", "detection", "--model", str(empty), str(image), "--out-dir", str(tmp_path), "--params",
+          str(params)])
+    assert "0 objects" in capsys.readouterr().out  # tulips (0.3) above the threshold, but background is best
+    tulips = _background_classifier(tmp_path / "tulips.keras", flower=0.6, background=0.3)
+    main(["predict", "detection", "--model", str(tulips), str(image), "--out-dir", str(tmp_path), "--params",
+          str(params)])
+    assert "0 objects" not in capsys.readouterr().out
+
+
 def test_bad_data_folder_is_one_clear_error(unet_file, tmp_path):
     result = subprocess.run([sys.executable, "-m", "visionflow.cli", "evaluate", "segmentation", "--model",
                              str(unet_file), "--data", str(tmp_path / "missing")], capture_output=True, text=True,

@@ -54,6 +54,12 @@ def test_config_is_frozen():
         ({"classifier": {"label_smoothing": 1.0}}, "classifier.label_smoothing", "less than 1"),
         ({"segmentation": {"dice_weight": -1}}, "segmentation.dice_weight", "greater than or equal to 0"),
         ({"evaluation": {"test_time_flip": "sometimes"}}, "evaluation.test_time_flip", "valid boolean"),
+        ({"classifier": {"windows": {"canvases": -1}}}, "classifier.windows.canvases", "greater than or equal to 0"),
+        ({"classifier": {"windows": {"partial_iou": 0.6}}}, "classifier.windows", "must be below object_iou (0.6)"),
+        ({"classifier": {"windows": {"canvases": 5, "objects": 0, "background": 0, "partial": 0}}},
+         "classifier.windows", "give some windows per canvas"),
+        ({"classifier": {"windows": {"window": 3}}}, "classifier.windows.window", "unknown key"),
+        ({"detection": {"max_object_overlap": 1.0}}, "detection.max_object_overlap", "less than 1"),
     ],
 )
 def test_bad_values_fail_naming_the_key(raw, key, words):

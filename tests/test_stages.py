@@ -157,6 +157,7 @@ def flowers_run(workdir, pets_run):
     raw["data"]["synthetic"].update(flowers_per_class=12)
     raw["segmentation"].update(image_size=64)
     raw["classifier"].update(image_size=64, epochs=1, batch_size=8)
+    raw["classifier"]["windows"].update(canvases=12)
     raw["augment"].update(placement="model")
     raw["detection"].update(num_images=3, canvas_size=128, batch_size=32)
     params = write_params(raw, workdir / "params_flowers.yaml")
@@ -200,8 +201,10 @@ def test_detection_metrics_have_every_key(flowers_run):
     assert {"map50", "precision", "recall", "per_class_ap", "agreement", "random_baseline"} <= set(metrics)
     assert set(metrics["strategies"]) == {"crops", "feature_crops", "dense"}
     for name, stats in metrics["strategies"].items():
-        assert stats["images_per_second"] > 0
         assert stats["backbone_runs_per_image"] == (stats["classifier_calls_per_image"] if name == "crops" else 1)
+    # No wall-clock number anywhere: speed is the benchmarks' business, the metrics only change with the results.
+    flat = json.dumps(metrics)
+    assert "second" not in flat and "time" not in flat
     # The objects (26-38 px) match the window footprint (64 px / 2): most are reachable by some window.
     assert metrics["window_recall_bound"] > 0.5
     assert metrics["strategies"]["feature_crops"]["map50"] == metrics["map50"]
@@ -217,7 +220,32 @@ def test_classifier_and_detection_runs_are_tracked(flowers_run):
     assert train.data.params["augment.placement"] == "model" and "test_accuracy" in evaluate.data.metrics
     assert "augmented.png" in {a.path.split("/")[-1] for a in client.list_artifacts(train.info.run_id, "plots")}
     assert client.get_model_version_by_alias("visionflow-classifier", "candidate").run_id == train.info.run_id
-    assert "map50" in det.data.metrics and "strategies.dense.images_per_second" in det.data.metrics
+    assert "map50" in det.data.metrics and "strategies.dense.map50" in det.data.metrics
+    assert not [name for name in det.data.metrics if "second" in name or "time" in name]
+    assert "test_flowers_called_background" in evaluate.data.metrics
+
+
+def test_evaluate_detection_rerun_with_nothing_changed_writes_the_same_bytes(flowers_run):
+    w, env = flowers_run
+    first = (w / "metrics/detection.json").read_bytes()
+    stage("evaluate_detection", "--model", w / "models/classifier.keras", "--flowers-cache", w / "cache/flowers",
+          "--pets-cache", w / "cache/pets", "--metrics", w / "metrics/detection.json",
+          "--figure", w / "plots/detections.png", params=w / "params_flowers.yaml", env=env)
+    assert (w / "metrics/detection.json").read_bytes() == first
+
+
+def test_the_classifier_learns_background_and_its_metrics_stay_over_the_flowers(flowers_run):
+    from visionflow.inference import load_model
+    from visionflow.models.classifier import has_background
+
+    w, _ = flowers_run
+    model = load_model(w / "models/classifier.keras")
+    assert has_background(model) and model.output_shape == (None, 6)  # classifier.windows in params.yaml
+    metrics = json.loads((w / "metrics/classifier.json").read_text())
+    assert set(metrics["per_class"]) == {"dandelion", "daisy", "tulips", "sunflowers", "roses"}
+    assert 0.0 <= metrics["flowers_called_background"] <= 1.0
+    predicted = {line.split(",")[1] for line in (w / "plots/confusion.csv").read_text().splitlines()[1:]}
+    assert predicted <= set(metrics["per_class"])  # background is never a predicted flower
 
 
 def test_offline_copies_are_written_into_the_cache(pets_run, tmp_path):

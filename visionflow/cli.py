@@ -78,13 +78,13 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
 
 
 def _predictions(model, examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int):
-    """(targets, argmax predictions) per batch of (image, target) pairs, holding one batch in memory."""
+    """(targets, model outputs) per batch of (image, target) pairs, holding one batch in memory."""
     batch: list[tuple[np.ndarray, np.ndarray]] = []
 
     def run():
         images, targets = zip(*batch)
         batch.clear()
-        return np.stack(targets), np.argmax(model.predict_on_batch(np.stack(images)), axis=-1)
+        return np.stack(targets), np.asarray(model.predict_on_batch(np.stack(images)))
 
     for example in examples:
         batch.append(example)
@@ -117,8 +117,8 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
             yield resize_image(example["image"], size).numpy(), mask
 
     acc = ConfusionAccumulator(len(MASK_CLASSES))
-    for true, pred in _predictions(model, examples(), args.batch_size):
-        acc.update(true, pred)
+    for true, logits in _predictions(model, examples(), args.batch_size):
+        acc.update(true, np.argmax(logits, axis=-1))
     if acc.matrix.sum() == 0:
         raise ValueError(f"--data: no readable image in {args.data} for split '{args.split}'")
     metrics = segmentation_metrics(acc.matrix, list(MASK_CLASSES))
@@ -152,7 +152,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
 
     from visionflow.data import flowers
     from visionflow.data.images import read_rgb
-    from visionflow.evaluation import classification_metrics
+    from visionflow.evaluation import class_predictions, classification_metrics
 
     model, size, _ = _load(args, "evaluate classifier")
     items, skipped = flowers.parse_folder(args.data, param="--data")
@@ -166,8 +166,11 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
                 continue
             yield _resized(rgb, size), np.int64(label)
 
-    truth, pred = (np.concatenate(parts) for parts in zip(*_predictions(model, examples(), args.batch_size)))
+    truth, logits = (np.concatenate(parts) for parts in zip(*_predictions(model, examples(), args.batch_size)))
+    # As the evaluate_classifier stage: the best flower class, and apart how often background beat every flower.
+    pred, background = class_predictions(logits, len(flowers.CLASS_NAMES))
     metrics = classification_metrics(truth, pred, list(flowers.CLASS_NAMES))
+    metrics["flowers_called_background"] = float(background.mean())
     metrics["images"] = len(truth)
     metrics["skipped"] = skipped
     _report_skipped(skipped)
@@ -175,10 +178,11 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
 
 
 def predict_classifier(args: argparse.Namespace) -> None:
-    """Top-k classes with probabilities for each image."""
+    """Top-k classes with probabilities for each image (and the background probability, when the model has one)."""
     import tensorflow as tf
 
     from visionflow.data.layout import CLASS_NAMES
+    from visionflow.models.classifier import BACKGROUND
 
     model, size, classes = _load(args, "predict classifier")
     if args.top_k > classes:
@@ -186,8 +190,9 @@ def predict_classifier(args: argparse.Namespace) -> None:
     unreadable: list = []
     for path, rgb, _ in _read_images(args.images, args.max_image_side, unreadable):
         probs = tf.nn.softmax(model.predict_on_batch(_resized(rgb, size)[None]), axis=-1).numpy()[0]
-        top = np.argsort(probs)[::-1][: args.top_k]
-        print(f"{path}: " + ", ".join(f"{CLASS_NAMES[i]} {probs[i]:.3f}" for i in top))
+        top = np.argsort(probs[:classes])[::-1][: args.top_k]  # flowers only: background is no flower
+        extra = f" ({BACKGROUND} {probs[classes]:.3f})" if len(probs) > classes else ""
+        print(f"{path}: " + ", ".join(f"{CLASS_NAMES[i]} {probs[i]:.3f}" for i in top) + extra)
     _raise_unreadable(unreadable, len(args.images))
 
 

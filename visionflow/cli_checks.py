@@ -118,7 +118,8 @@ def task_of(output_shape) -> str | None:
 
 
 def check_model(model, path: Path, command: str) -> tuple[int, int]:
-    """(input side, classes) of a loaded model, after checking it fits `command` (e.g. `predict classifier`)."""
+    """(input side, classes) of a loaded model, after checking it fits `command` (e.g. `predict classifier`);
+    a classifier's classes do not count its background output."""
     from visionflow.data.layout import CLASS_NAMES
 
     task = command.split()[-1]
@@ -142,6 +143,10 @@ def check_model(model, path: Path, command: str) -> tuple[int, int]:
             fix = f"use `visionflow {command.split()[0]} {found}`, or pass a {_NOUN[wanted]}, e.g. {_EXAMPLE[task]}"
         raise ValueError(f"--model {path} {what}; {fix}")
     classes = out[-1]
+    if wanted == "classifier":
+        from visionflow.models.classifier import has_background
+
+        classes -= has_background(model)  # learnt background windows: one output more
     if wanted == "segmentation":
         if out[1:3] != shape[1:3] or classes != SEGMENTATION_CLASSES:
             raise ValueError(f"--model {path}: output {out}, expected one score per pixel for each of "

@@ -143,6 +143,36 @@ class SegmentationConfig:
 
 
 @dataclass(frozen=True, config=_STRICT)
+class WindowsConfig:
+    """Detection windows the classifier also learns from: canvases built from training-split objects as detection
+    builds its evaluation canvases from the test split, cut into windows the way the detector sees them. Windows
+    without an object, or cutting one off, are the class "background", so detection can say "nothing here"."""
+
+    canvases: Annotated[int, Field(ge=0, le=100000)] = 0  # training canvases (0: no windows, no background class)
+    objects: Annotated[int, Field(ge=0, le=1000)] = 4  # windows per canvas centred on an object: IoU >= object_iou
+    background: Annotated[int, Field(ge=0, le=1000)] = 1  # windows per canvas touching no object
+    # windows per canvas cutting an object off (0 < IoU <= partial_iou with every object), drawn by their IoU
+    partial: Annotated[int, Field(ge=0, le=1000)] = 6
+    object_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.6
+    partial_iou: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.4
+
+    @model_validator(mode="after")
+    def _ious(self):
+        if self.partial_iou >= self.object_iou:
+            raise ValueError(f"partial_iou ({self.partial_iou:g}) must be below object_iou ({self.object_iou:g}): a "
+                             "window cannot be both background and an object")
+        if self.canvases and not self.objects + self.background + self.partial:
+            raise ValueError("canvases > 0 but objects, background and partial are all 0: give some windows per "
+                             "canvas, or set canvases: 0")
+        return self
+
+    @property
+    def has_background(self) -> bool:
+        """Whether the classifier learns the class "background" (one output more)."""
+        return self.canvases > 0 and self.background + self.partial > 0
+
+
+@dataclass(frozen=True, config=_STRICT)
 class ClassifierConfig:
     """Flowers classifier: backbone + head."""
 
@@ -154,6 +184,8 @@ class ClassifierConfig:
     dropout: Probability = 0.2
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    windows: WindowsConfig = _field(WindowsConfig)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     epochs: Annotated[int, Field(ge=1, le=1000)] = 10
     fine_tune: FineTuneConfig = _field(FineTuneConfig)
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
@@ -207,6 +239,7 @@ class DetectionConfig:
     max_objects: Annotated[int, Field(ge=1, le=16)] = 4
     min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
     max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+    max_object_overlap: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3  # IoU two objects of a canvas may share
     score_threshold: Probability = 0.5
     nms_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
     imagenet_alpha: Alpha = 0.35

@@ -94,6 +94,21 @@ def majority_baseline(confusion: Any, class_names: Sequence[str] | None = None) 
     return {"majority_class": names[majority], **segmentation_metrics(baseline, names)}
 
 
+def class_predictions(scores: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, background won) per row of classifier scores (N, num_classes [+ 1]), probabilities or logits.
+
+    A classifier that learnt background windows (classifier.windows) has one output more, "background", last. The
+    predicted class is the best of the `num_classes` classes whatever background scored (for images known to hold
+    one object: which class it is); the second array says where background scored above every class.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] not in (num_classes, num_classes + 1):
+        raise ValueError(f"scores: expected (N, {num_classes}) or (N, {num_classes + 1}) with a last background "
+                         f"output, got shape {scores.shape} (check the model against the dataset's classes)")
+    background = scores.argmax(axis=1) == num_classes  # never true without a background output
+    return scores[:, :num_classes].argmax(axis=1), background
+
+
 def classification_metrics(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro F1 over all classes, per-class precision/recall/F1/support and the confusion matrix."""
     names = list(class_names)

@@ -63,15 +63,17 @@ def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, kee
 
 
 def classify_batches(model: keras.Model, batches: Iterable,
-                     flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(images, y_true, y_pred, probabilities) over (image, label) batches; `flip` as in segment_batches."""
+                     flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, y_true, probabilities of every output) over (image, label) batches; `flip` as in segment_batches.
+
+    Which class a row predicts is `visionflow.evaluation.class_predictions` (a background output is no class).
+    """
     images, truth, probs = [], [], []
     for x, y in tqdm(batches, desc="classifying", unit="batch"):
         probs.append(predict_probabilities(model, x, flip))
         truth.append(np.asarray(y))
         images.append(np.asarray(x))
-    p = np.concatenate(probs)
-    return np.concatenate(images), np.concatenate(truth), p.argmax(-1), p
+    return np.concatenate(images), np.concatenate(truth), np.concatenate(probs)
 
 
 def load_image(path: Path, size: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Training loops: cache -> tf.data input pipeline -> compiled Keras model -> fit."""
+"""Training loops: cache -> tf.data input pipeline -> compiled Keras model -> fit; the segmentation U-Net's, and
+what the classifier's (visionflow.classifier_training) shares with it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -32,26 +34,35 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
               "README's tolerance", flush=True)
 
 
-def _training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int) -> tf.data.Dataset:
-    """Endless shuffled (image, target) pairs of the training split, reshuffled every pass."""
+def training_stream(cache_dir: Path, target: str, shuffle_buffer: int, seed: int,
+                    extra: tf.data.Dataset | None = None) -> tf.data.Dataset:
+    """Endless shuffled (image, target) pairs of the training split, reshuffled every pass.
+
+    `extra` pairs (a finite dataset) are dealt in among the split's at seeded random places before the shuffle,
+    so a shuffle buffer smaller than both together still mixes them.
+    """
     pairs = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex[target]))
+    if extra is not None:
+        sizes = [int(cache.read_info(cache_dir)["counts"]["train"]), int(extra.cardinality())]
+        order = np.random.default_rng(seed).permutation(np.repeat([0, 1], sizes))  # which source each draw takes
+        pairs = tf.data.Dataset.choose_from_datasets([pairs, extra], tf.data.Dataset.from_tensor_slices(order))
     return pairs.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
 
 
-def _steps(cache_dir: Path, batch_size: int) -> int:
-    """Batches per epoch: the training split once over."""
-    return max(1, math.ceil(cache.read_info(cache_dir)["counts"]["train"] / batch_size))
+def steps_per_epoch(cache_dir: Path, batch_size: int, extra: int = 0) -> int:
+    """Batches per epoch: the training split (and `extra` examples) once over."""
+    return max(1, math.ceil((cache.read_info(cache_dir)["counts"]["train"] + extra) / batch_size))
 
 
-def _batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0,
-             distribution: str = "none"):
+def batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0,
+            extra: int = 0, distribution: str = "none"):
     """(training batches, un-augmented validation batches, steps per epoch); `batch_size` is the global batch.
 
     A run resumed at `start_epoch` skips the examples the finished epochs drew from the endless stream, so
     it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on.
     """
     val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
-    steps = _steps(cache_dir, batch_size)
+    steps = steps_per_epoch(cache_dir, batch_size, extra)
     train = train.skip(start_epoch * steps * batch_size) if start_epoch else train
     train, val = train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE)
     if distribution == "multi_worker":
@@ -64,7 +75,8 @@ def global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> int:
     return batch_size * strategy.num_replicas_in_sync
 
 
-def _backup(backup_dir: Path | None, train: TrainConfig) -> Backup | None:
+def backup_for(backup_dir: Path | None, train: TrainConfig) -> Backup | None:
+    """The epoch checkpoints in `backup_dir` (None: none); none under multi_worker, whose workers must start alike."""
     if train.distribution == "multi_worker":
         print("train.distribution: multi_worker: no resume checkpoints; a killed run starts again from epoch 1",
               flush=True)
@@ -72,7 +84,7 @@ def _backup(backup_dir: Path | None, train: TrainConfig) -> Backup | None:
     return Backup(backup_dir) if backup_dir else None
 
 
-def _fit(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
+def fit_phases(model: keras.Model, make_inputs, cfg, compile_phase, encoder, callbacks, backup: Backup | None):
     """Fit `cfg.epochs` epochs, in two phases when `cfg.fine_tune.epochs` > 0; returns the per-epoch history.
 
     `make_inputs(start_epoch)` gives (train, val, steps) from that epoch of the stream on; `compile_phase(fine_tuning)`
@@ -117,12 +129,13 @@ def segmentation_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, b
     from visionflow.models.segmentation import pixel_weights
 
     cfg = params.segmentation
-    train = _training_stream(cache_dir, "mask", cfg.shuffle_buffer, params.seed)
+    train = training_stream(cache_dir, "mask", cfg.shuffle_buffer, params.seed)
     # After repeat(): every epoch draws new augmentation seeds.
     train = augment_dataset(train, params.augment.segmentation, params.seed, kind="segmentation")
     if cfg.border_weight != 1.0:
         train = train.map(lambda x, y: (x, y, pixel_weights(y, cfg.border_weight)), num_parallel_calls=AUTOTUNE)
-    return _batches(cache_dir, train, "mask", batch_size or cfg.batch_size, start_epoch, params.train.distribution)
+    return batches(cache_dir, train, "mask", batch_size or cfg.batch_size, start_epoch,
+                   distribution=params.train.distribution)
 
 
 def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -137,52 +150,15 @@ def train_segmentation(cache_dir: Path, params: Params, callbacks: Sequence[kera
     strategy = distribute.make_strategy(params.train)
     seed_everything(params.seed, deterministic=not params.train.jit_compile)
     cfg = params.segmentation
-    backup = _backup(backup_dir, params.train)
+    backup = backup_for(backup_dir, params.train)
     batch = global_batch(cfg.batch_size, strategy)
-    steps = _steps(cache_dir, batch)
+    steps = steps_per_epoch(cache_dir, batch)
     with distribute.precision(params.train), strategy.scope():
         model = distribute.synchronize_batchnorm(build_unet(cfg, num_classes=len(cache.MASK_CLASSES)), params.train)
-        history = _fit(model, lambda start: segmentation_inputs(cache_dir, params, start, batch), cfg,
-                       lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning,
-                                                                jit_compile=params.train.jit_compile),
-                       lambda: model.get_layer("encoder"), callbacks, backup)
-    return model, history
-
-
-def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, batch_size: int | None = None):
-    """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
-    augmentation in the dataset when placed there."""
-    from visionflow.augment import augment_dataset
-
-    cfg = params.classifier
-    train = _training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed)
-    if params.augment.placement == "dataset":
-        train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
-    return _batches(cache_dir, train, "label", batch_size or cfg.batch_size, start_epoch, params.train.distribution)
-
-
-def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
-                     backup_dir: Path | None = None):
-    """Build, compile and fit the classifier; returns (model, history DataFrame); `backup_dir` as above."""
-    from visionflow.augment import build_model_augmentation
-    from visionflow.models.classifier import build_classifier, compile_classifier
-
-    strategy = distribute.make_strategy(params.train)
-    seed_everything(params.seed, deterministic=not params.train.jit_compile)
-    backup = _backup(backup_dir, params.train)
-    classes = cache.read_info(cache_dir)["class_names"]
-    cfg = params.classifier
-    batch = global_batch(cfg.batch_size, strategy)
-    with distribute.precision(params.train), strategy.scope():
-        augmentation = None
-        if params.augment.placement == "model":
-            augmentation = build_model_augmentation(params.augment.classifier, params.seed)
-        model = distribute.synchronize_batchnorm(
-            build_classifier(cfg, num_classes=len(classes), augmentation=augmentation), params.train)
-        history = _fit(model, lambda start: classifier_inputs(cache_dir, params, start, batch), cfg,
-                       lambda fine_tuning: compile_classifier(model, cfg, fine_tuning,
-                                                              jit_compile=params.train.jit_compile),
-                       lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+        history = fit_phases(model, lambda start: segmentation_inputs(cache_dir, params, start, batch), cfg,
+                             lambda fine_tuning: compile_segmentation(model, cfg, steps, fine_tuning,
+                                                                      jit_compile=params.train.jit_compile),
+                             lambda: model.get_layer("encoder"), callbacks, backup)
     return model, history
 
 

@@ -21,7 +21,7 @@ def split():
 
 def _cfg(**kw) -> DetectionConfig:
     base = dict(num_images=5, canvas_size=96, min_objects=2, max_objects=3, min_object_scale=0.3,
-                max_object_scale=0.45, nms_iou=0.3)
+                max_object_scale=0.45, max_object_overlap=0.3)
     return DetectionConfig(**{**base, **kw})
 
 
@@ -50,7 +50,7 @@ def test_objects_respect_counts_scales_bounds_and_overlap_limit(split):
         assert sides.min() >= round(cfg.min_object_scale * 96) and sides.max() <= round(cfg.max_object_scale * 96)
         assert gt.boxes.min() >= 0 and gt.boxes.max() <= 96
         overlaps = iou(gt.boxes, gt.boxes) - np.eye(len(gt))
-        assert overlaps.max() <= cfg.nms_iou
+        assert overlaps.max() <= cfg.max_object_overlap
         classes.update(gt.classes.tolist())
     assert classes == {0, 1, 2}  # objects of different classes appear
 
@@ -116,6 +116,6 @@ def test_empty_evaluation_set_errors_name_the_input(split):
 
 
 def test_too_crowded_canvas_names_the_parameters(split):
-    cfg = _cfg(min_objects=8, max_objects=8, min_object_scale=0.6, max_object_scale=0.6, nms_iou=0.05)
-    with pytest.raises(ConfigError, match=r"detection\.max_objects"):
+    cfg = _cfg(min_objects=8, max_objects=8, min_object_scale=0.6, max_object_scale=0.6, max_object_overlap=0.05)
+    with pytest.raises(ConfigError, match=r"detection\.max_object_overlap \(0\.05\).*detection\.max_objects"):
         build_canvases(*split, cfg, seed=0, class_names=NAMES)

@@ -38,7 +38,8 @@ def _stripes(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, n
 @pytest.mark.slow
 def test_trained_classifier_detects_far_above_random(small_params):
     cfg = dataclasses.replace(
-        small_params.classifier, image_size=32, filters=(8, 16), dense_units=32, dropout=0.0, epochs=4, batch_size=32
+        small_params.classifier, image_size=32, filters=(8, 16), dense_units=32, dropout=0.0, epochs=4, batch_size=32,
+        lr_schedule="constant",
     )
     rng = np.random.default_rng(0)
     train_x, train_y = _stripes(rng, 600, 32)

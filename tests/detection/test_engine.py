@@ -121,7 +121,7 @@ def test_run_detection_maps_every_window_back_and_counts_runs(classifier, canvas
     assert stats["strategy"] == strategy and stats["images"] == 2
     assert stats["classifier_calls_per_image"] == 49
     assert stats["backbone_runs_per_image"] == (49 if strategy == "crops" else 1)
-    assert stats["images_per_second"] > 0
+    assert set(stats) == {"strategy", "images", "classifier_calls_per_image", "backbone_runs_per_image"}  # no time
     expected = grid.boxes() / 2  # a window at (y, x) of the 2x image is (y/2, x/2) with side S/2
     scores = strategy_scores(classifier, canvases, cfg, size, strategies=(strategy,))[strategy]
     for dets, image_scores in zip(detections, scores):

@@ -111,7 +111,7 @@ def test_split_rejects_a_model_without_backbone_and_head():
 
 def test_compile_classifier_trains(small_params):
     keras.utils.set_random_seed(0)
-    cfg = _cfg(small_params, image_size=32, learning_rate=0.01)
+    cfg = _cfg(small_params, image_size=32, learning_rate=0.01, lr_schedule="constant")
     model = build_classifier(cfg, NUM_CLASSES)
     compile_classifier(model, cfg)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
@@ -119,6 +119,19 @@ def test_compile_classifier_trains(small_params):
     x, y = _images(8, 32), np.arange(8) % NUM_CLASSES
     history = model.fit(x, y, epochs=5, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_cosine_schedule_decays_to_zero_over_the_phase(small_params):
+    cfg = _cfg(small_params, image_size=32, learning_rate=0.01, lr_schedule="cosine", epochs=3)
+    model = build_classifier(cfg, NUM_CLASSES)
+    with pytest.raises(ValueError, match="classifier.lr_schedule: cosine needs the batches per epoch"):
+        compile_classifier(model, cfg)
+    compile_classifier(model, cfg, steps_per_epoch=4)
+    schedule = model.optimizer._learning_rate  # noqa: SLF001 - the schedule object Keras keeps
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.decay_steps == 12
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(6)) == pytest.approx(0.005, abs=1e-6)  # halfway through 3 epochs x 4 steps
+    assert float(schedule(12)) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_saved_model_files_are_byte_reproducible_and_load(tmp_path):

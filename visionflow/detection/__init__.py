@@ -1,4 +1,5 @@
-"""Sliding-window detection over the classifier: evaluation canvases, three strategies, AP metrics, drawing."""
+"""Sliding-window detection over the classifier: evaluation canvases, three strategies, AP metrics, drawing, and
+the training windows that teach the classifier "background"."""
 
 from visionflow.detection.boxes import Detections, GroundTruth, iou, per_class_nms, to_original
 from visionflow.detection.canvas import CanvasSet, build_canvases, mask_box
@@ -11,6 +12,7 @@ from visionflow.detection.engine import (
     pipeline_classifier,
     run_detection,
     strategy_scores,
+    window_detections,
 )
 from visionflow.detection.metrics import (
     average_precision,
@@ -19,6 +21,7 @@ from visionflow.detection.metrics import (
     score_agreement,
     window_recall_bound,
 )
+from visionflow.detection.training_set import TrainingWindows, training_windows
 from visionflow.detection.windows import WindowGrid, window_grid
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "CanvasSet",
     "Detections",
     "GroundTruth",
+    "TrainingWindows",
     "WindowClassifier",
     "WindowGrid",
     "WindowScorer",
@@ -44,6 +48,8 @@ __all__ = [
     "score_agreement",
     "strategy_scores",
     "to_original",
+    "training_windows",
+    "window_detections",
     "window_grid",
     "window_recall_bound",
 ]

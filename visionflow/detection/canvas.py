@@ -41,6 +41,17 @@ def background(rng: np.random.Generator, size: int, mean: np.ndarray, spread: np
     return np.clip(field.numpy(), 0.0, 1.0)
 
 
+def colour_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, spread), each (3,): the mean colour of a split's images and how much image colours vary across it."""
+    images = np.asarray(images, np.float32)
+    return images.mean(axis=(0, 1, 2)), images.mean(axis=(1, 2)).std(axis=0)
+
+
+def noise_cells(cfg: DetectionConfig) -> int:
+    """Noise cells per canvas side: about the size of the smallest object."""
+    return max(1, round(1 / cfg.min_object_scale))
+
+
 def mask_box(mask: np.ndarray) -> np.ndarray:
     """Bounding box [ymin, xmin, ymax, xmax] (pixel edges, max exclusive) of the True pixels of a 2-D mask."""
     mask = np.asarray(mask, bool)
@@ -58,8 +69,8 @@ def _place(rng: np.random.Generator, canvas: int, side: int, placed: list[np.nda
             return box
     raise ConfigError(
         f"detection: could not place {len(placed) + 1} objects of side {side}px on a {canvas}px canvas with IoU "
-        f"<= detection.nms_iou ({max_iou:g}) after {_PLACEMENT_TRIES} tries; lower detection.max_objects or "
-        "detection.max_object_scale, or raise detection.canvas_size"
+        f"<= detection.max_object_overlap ({max_iou:g}) after {_PLACEMENT_TRIES} tries; lower "
+        "detection.max_objects or detection.max_object_scale, or raise detection.canvas_size"
     )
 
 
@@ -67,12 +78,15 @@ def build_canvases(
     images: np.ndarray,
     labels: np.ndarray,
     cfg: DetectionConfig,
-    seed: int,
+    seed: int | Sequence[int],
     class_names: Sequence[str],
     masks: np.ndarray | None = None,
     split: str = "test",
 ) -> CanvasSet:
-    """`cfg.num_images` canvases of test objects (N, S, S, 3) in [0, 1]; box = the object, or its mask's box."""
+    """`cfg.num_images` canvases of `split` objects (N, S, S, 3) in [0, 1]; box = the object, or its mask's box.
+
+    `seed` seeds numpy's default_rng: an int, or a sequence for a stream of its own (training canvases).
+    """
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int32).reshape(-1)
     if len(images) == 0:
@@ -85,9 +99,8 @@ def build_canvases(
         raise ValueError(f"{split} split: masks {np.shape(masks)} must be (N, S, S) like images {images.shape}")
     rng = np.random.default_rng(seed)
     size = cfg.canvas_size
-    mean = images.mean(axis=(0, 1, 2))  # (3,)
-    spread = images.mean(axis=(1, 2)).std(axis=0)  # (3,): how much image colours vary across the split
-    cells = max(1, round(1 / cfg.min_object_scale))  # noise cells about the size of the smallest object
+    mean, spread = colour_stats(images)
+    cells = noise_cells(cfg)
     canvases, truths = [], []
     for _ in tqdm(range(cfg.num_images), desc="detection canvases", unit="canvas", leave=False):
         canvas = background(rng, size, mean, spread, cells)
@@ -96,8 +109,9 @@ def build_canvases(
         placed, boxes = [], []
         for index in picks:
             side = max(1, round(rng.uniform(cfg.min_object_scale, cfg.max_object_scale) * size))
-            # Objects may overlap a little, never more than NMS would merge: limit IoU to detection.nms_iou.
-            square = _place(rng, size, side, placed, cfg.nms_iou)
+            # Objects may overlap a little: IoU up to detection.max_object_overlap (keep it at most detection.nms_iou,
+            # or NMS may merge the boxes of two objects).
+            square = _place(rng, size, side, placed, cfg.max_object_overlap)
             placed.append(square)
             top, left = int(square[0]), int(square[1])
             obj = tf.image.resize(images[index], (side, side), method="bilinear", antialias=True).numpy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -23,7 +22,7 @@ from visionflow.detection.windows import (
     upscale_image,
     window_grid,
 )
-from visionflow.models.classifier import feature_stride, split_classifier
+from visionflow.models.classifier import feature_stride, has_background, split_classifier
 
 STRATEGIES = ("crops", "feature_crops", "dense")
 
@@ -38,6 +37,8 @@ class WindowClassifier:
     image_size: int  # S, the window side in pixels
     feature_stride: int  # s, input pixels per feature-map cell
     to_scores: Callable[[tf.Tensor], tf.Tensor]  # (N, K') outputs -> (N, K) class scores
+    # The last of the K scores is "background" (no object): a window whose best score it is gives no box.
+    background: bool = False
 
     @property
     def cells(self) -> int:
@@ -60,7 +61,8 @@ def pipeline_classifier(model: keras.Model, image_size: int) -> WindowClassifier
             f"classifier.image_size: {image_size}, but the classifier {model.name!r} takes {input_size} inputs; "
             "set classifier.image_size to the size the model was trained at"
         )
-    return WindowClassifier(model, backbone, head, image_size, feature_stride(backbone), tf.nn.softmax)
+    return WindowClassifier(model, backbone, head, image_size, feature_stride(backbone), tf.nn.softmax,
+                            has_background(model))
 
 
 def as_window_classifier(classifier: keras.Model | WindowClassifier, image_size: int) -> WindowClassifier:
@@ -146,6 +148,17 @@ def _images(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     return images
 
 
+def window_detections(grid: WindowGrid, scores: np.ndarray, cfg: DetectionConfig, background: bool) -> Detections:
+    """The boxes of one image's windows (N, K scores): windows whose best score is background (the last, when
+    `background`) dropped, then score threshold and per-class NMS on the object classes' scores."""
+    boxes = to_original(grid.boxes(), grid.scale, grid.image_shape)  # (N, 4) in original pixels
+    scores = np.asarray(scores, np.float32)
+    if background:
+        objects = scores.argmax(axis=1) != scores.shape[1] - 1
+        boxes, scores = boxes[objects], scores[objects, :-1]  # (N', K - 1): the object classes' probabilities
+    return per_class_nms(boxes, scores, cfg.score_threshold, cfg.nms_iou)
+
+
 def run_detection(
     classifier: keras.Model | WindowClassifier,
     images: np.ndarray | Sequence[np.ndarray],
@@ -154,33 +167,18 @@ def run_detection(
     strategy: str | None = None,
     progress: bool = True,
 ) -> tuple[list[Detections], dict[str, float | int | str]]:
-    """Detect objects in every image: per-image Detections (original pixels) and counters and timing."""
+    """Detect objects in every image: per-image Detections (original pixels, object classes only) and counters.
+
+    No timing: speed is measured by the benchmarks (bench/), so that results hold no wall-clock numbers.
+    """
     window_classifier = as_window_classifier(classifier, image_size)
     images = _images(images)
     scorer = WindowScorer(window_classifier, strategy or cfg.strategy, cfg.stride, cfg.batch_size)
     grids = [window_grid(image.shape[:2], image_size, cfg.stride, cfg.upscale) for image in images]
-    scorer(images[0], grids[0])  # warm-up: traces the compiled functions outside the timed loop
-    start = time.perf_counter()
-    scores = [
-        scorer(image, grid)
-        for image, grid in tqdm(
-            list(zip(images, grids)), desc=f"detect ({scorer.strategy})", unit="image", disable=not progress
-        )
-    ]
-    seconds = time.perf_counter() - start
-    detections = [
-        per_class_nms(
-            to_original(grid.boxes(), grid.scale, grid.image_shape), s, cfg.score_threshold, cfg.nms_iou
-        )
-        for grid, s in zip(grids, scores)
-    ]
-    stats: dict[str, float | int | str] = {
-        "strategy": scorer.strategy,
-        "images": len(images),
-        **scorer.runs(grids),
-        "seconds": seconds,
-        "images_per_second": len(images) / seconds,
-    }
+    pairs = tqdm(list(zip(images, grids)), desc=f"detect ({scorer.strategy})", unit="image", disable=not progress)
+    detections = [window_detections(grid, scorer(image, grid), cfg, window_classifier.background)
+                  for image, grid in pairs]
+    stats: dict[str, float | int | str] = {"strategy": scorer.strategy, "images": len(images), **scorer.runs(grids)}
     return detections, stats
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import keras
 from keras import layers
@@ -12,6 +13,9 @@ from visionflow.models.losses import SmoothedSparseCrossEntropy
 from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 _PROBE_SIDE = 1024  # symbolic input side used to read a backbone's stride (no computation runs)
+BACKGROUND = "background"  # the extra last output of a classifier that learnt classifier.windows
+# The head's output layer, named so that the saved model itself says whether its last output is background.
+LOGITS, LOGITS_WITH_BACKGROUND = "logits", "logits_with_background"
 
 
 def _small_cnn_backbone(cfg: ClassifierConfig) -> keras.Model:
@@ -52,8 +56,9 @@ def build_backbone(cfg: ClassifierConfig) -> keras.Model:
     return _mobilenet_backbone(cfg)
 
 
-def build_head(cfg: ClassifierConfig, feature_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Head named "head": the backbone's feature map of one SxS image -> num_classes logits."""
+def build_head(cfg: ClassifierConfig, feature_shape: tuple[int, int, int], num_classes: int,
+               background: bool = False) -> keras.Model:
+    """Head named "head": the backbone's feature map of one SxS image -> num_classes logits (+ background's)."""
     features = keras.Input(feature_shape, name="features")
     if cfg.backbone == "small_cnn":
         x = layers.Flatten()(features)  # (B, h*w*C)
@@ -61,14 +66,18 @@ def build_head(cfg: ClassifierConfig, feature_shape: tuple[int, int, int], num_c
     else:
         x = layers.GlobalAveragePooling2D()(features)  # (B, C)
     x = layers.Dropout(cfg.dropout)(x)
-    logits = layers.Dense(num_classes, name="logits", dtype="float32")(x)  # float32 logits under mixed precision
+    logits = layers.Dense(num_classes + int(background), name=LOGITS_WITH_BACKGROUND if background else LOGITS,
+                          dtype="float32")(x)  # float32 logits under mixed precision
     return keras.Model(features, logits, name="head")
 
 
 def build_classifier(
-    cfg: ClassifierConfig, num_classes: int, augmentation: keras.layers.Layer | None = None
+    cfg: ClassifierConfig, num_classes: int, augmentation: keras.layers.Layer | None = None, background: bool = False
 ) -> keras.Model:
-    """Classifier named "classifier": (S, S, 3) in [0, 1] -> [augmentation] -> backbone -> head -> logits."""
+    """Classifier named "classifier": (S, S, 3) in [0, 1] -> [augmentation] -> backbone -> head -> logits.
+
+    With `background`, one logit more than `num_classes`: the last one is the class "background" (no object).
+    """
     if num_classes < 2:
         raise ValueError(f"num_classes: got {num_classes}; a classifier needs at least 2 classes")
     size = cfg.image_size
@@ -80,7 +89,7 @@ def build_classifier(
         )
     backbone = build_backbone(cfg)
     feature_shape = tuple(backbone.compute_output_shape((None, size, size, 3))[1:])  # (S/s, S/s, C)
-    head = build_head(cfg, feature_shape, num_classes)
+    head = build_head(cfg, feature_shape, num_classes, background)
     inputs = keras.Input((size, size, 3), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
     logits = head(backbone(x))  # (B, S/s, S/s, C) -> (B, num_classes)
@@ -100,6 +109,25 @@ def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     return parts  # type: ignore[return-value]
 
 
+def has_background(model: keras.Model) -> bool:
+    """Whether the classifier's last output is the class "background" (built with `background=True`)."""
+    names = {layer.name: layer for layer in model.layers}
+    head = names.get("head")
+    return isinstance(head, keras.Model) and any(layer.name == LOGITS_WITH_BACKGROUND for layer in head.layers)
+
+
+def output_names(model: keras.Model, class_names: Sequence[str]) -> list[str]:
+    """The name of each of the classifier's outputs: `class_names`, then "background" when it has that output."""
+    names = [*class_names, *([BACKGROUND] if has_background(model) else [])]
+    outputs = model.output_shape[-1]
+    if outputs != len(names):
+        raise ValueError(
+            f"model {model.name!r} has {outputs} outputs for {len(names)} classes ({', '.join(names)}); pass the "
+            "classifier trained on this dataset (the classifier stage's output)"
+        )
+    return names
+
+
 def feature_stride(backbone: keras.Model) -> int:
     """How many input pixels one feature-map cell of `backbone` spans (8 for small_cnn 16/32/64, 32 for MobileNetV2)."""
     out = backbone.compute_output_shape((None, _PROBE_SIDE, _PROBE_SIDE, 3))
@@ -111,11 +139,21 @@ def feature_stride(backbone: keras.Model) -> int:
 
 
 def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False,
-                       jit_compile: bool = False) -> None:
-    """Adam + sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy;
-    `fine_tuning`: phase two's learning rate (classifier.fine_tune); `jit_compile`: XLA."""
+                       steps_per_epoch: int | None = None, jit_compile: bool = False) -> None:
+    """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits (smoothed when
+    classifier.label_smoothing > 0) + accuracy; `fine_tuning`: phase two's learning rate (classifier.fine_tune).
+    A cosine schedule spans the phase and needs `steps_per_epoch`; `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
     rate = cfg.fine_tune.learning_rate if fine_tuning else cfg.learning_rate
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = rate
+    if cfg.lr_schedule == "cosine":
+        if not steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch: got {steps_per_epoch}; classifier.lr_schedule: cosine needs the "
+                             "batches per epoch (at least one) to decay over")
+        epochs = cfg.fine_tune.epochs if fine_tuning else cfg.epochs - cfg.fine_tune.epochs
+        # Decays to 0 by the last step of the phase's last epoch (Keras' default floor, alpha=0).
+        learning_rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps_per_epoch)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"],
+                  jit_compile=jit_compile)

@@ -1,0 +1,92 @@
+"""Classifier training: the flowers training split, and detection windows of it when classifier.windows asks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionflow import cache, distribute
+from visionflow.config import ConfigError, Params
+from visionflow.training import (backup_for, batches, fit_phases, global_batch, seed_everything, steps_per_epoch,
+                                 training_stream)
+
+if TYPE_CHECKING:
+    from visionflow.detection.training_set import TrainingWindows
+
+
+def window_examples(cache_dir: Path, params: Params) -> TrainingWindows | None:
+    """classifier.windows: detection windows cut from canvases of the training split only (never val or test),
+    seeded by params.yaml `seed` (visionflow.detection.training_set); None when there are no canvases."""
+    from visionflow.detection.training_set import training_windows
+
+    cfg = params.classifier
+    if not cfg.windows.canvases:
+        return None
+    train = list(cache.load_split(cache_dir, "train").as_numpy_iterator())
+    names = cache.read_info(cache_dir)["class_names"]
+    found = training_windows(np.stack([ex["image"] for ex in train]), np.array([ex["label"] for ex in train]),
+                             names, params.detection, cfg.windows, cfg.image_size, params.seed)
+    if cfg.windows.has_background and not found.counts["background"] + found.counts["partial"]:
+        raise ConfigError("classifier.windows: no canvas had a background window; lower detection.max_objects or "
+                          "detection.max_object_scale, or set classifier.windows.background and partial to 0")
+    print(f"training windows from {cfg.windows.canvases} canvases of the training split: "
+          + ", ".join(f"{n} {kind}" for kind, n in found.counts.items()), flush=True)
+    return found
+
+
+def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, windows: TrainingWindows | None = None,
+                      batch_size: int | None = None):
+    """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
+    augmentation in the dataset when placed there.
+
+    `windows` (window_examples) join the training split, dealt in among its examples.
+    """
+    from visionflow.augment import augment_dataset
+
+    cfg = params.classifier
+    extra = None
+    if windows is not None:
+        images = tf.constant(windows.images)  # float16: cast per example, not the whole array at once
+        extra = tf.data.Dataset.from_tensor_slices((images, windows.labels)).map(
+            lambda x, y: (tf.cast(x, tf.float32), y))
+    train = training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed, extra)
+    if params.augment.placement == "dataset":
+        train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
+    return batches(cache_dir, train, "label", batch_size or cfg.batch_size, start_epoch,
+                   0 if extra is None else len(windows.labels), params.train.distribution)
+
+
+def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.callbacks.Callback] = (),
+                     backup_dir: Path | None = None):
+    """Build, compile and fit the classifier; returns (model, history DataFrame).
+
+    With `backup_dir`, every epoch is checkpointed there and a killed run resumes from its last epoch. With
+    background windows (classifier.windows) the model has one output more, "background" (models.classifier).
+    """
+    from visionflow.augment import build_model_augmentation
+    from visionflow.models.classifier import build_classifier, compile_classifier
+
+    strategy = distribute.make_strategy(params.train)
+    seed_everything(params.seed, deterministic=not params.train.jit_compile)
+    backup = backup_for(backup_dir, params.train)
+    cfg = params.classifier
+    batch = global_batch(cfg.batch_size, strategy)
+    with distribute.precision(params.train), strategy.scope():
+        augmentation = None
+        if params.augment.placement == "model":
+            augmentation = build_model_augmentation(params.augment.classifier, params.seed)
+        classes = cache.read_info(cache_dir)["class_names"]
+        windows = window_examples(cache_dir, params)
+        model = distribute.synchronize_batchnorm(
+            build_classifier(cfg, num_classes=len(classes), augmentation=augmentation,
+                             background=cfg.windows.has_background), params.train)
+        steps = steps_per_epoch(cache_dir, batch, 0 if windows is None else len(windows.labels))
+        history = fit_phases(model, lambda start: classifier_inputs(cache_dir, params, start, windows, batch), cfg,
+                             lambda fine_tuning: compile_classifier(model, cfg, fine_tuning, steps,
+                                                                    jit_compile=params.train.jit_compile),
+                             lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+    return model, history
