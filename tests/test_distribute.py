@@ -138,11 +138,11 @@ def test_two_workers_train_the_unet_in_lockstep_to_identical_weights(pets_cache,
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     # Each worker took half of every global batch of 2 x 4 images: 16 images are 2 steps per epoch.
     assert "2/2" in outputs[0].stdout and "2/2" in outputs[1].stdout
-    initial = distribute_free_initial_weights(params)
+    initial = _initial_weights(params)
     assert any(not np.array_equal(a, b) for a, b in zip(initial, (first[f"arr_{i}"] for i in range(len(initial)))))
 
 
-def distribute_free_initial_weights(params: Path) -> list[np.ndarray]:
+def _initial_weights(params: Path) -> list[np.ndarray]:
     """The U-Net's weights before training (same seed): training must have moved them."""
     from visionflow.config import load_params
     from visionflow.models.segmentation import build_unet
