@@ -60,7 +60,7 @@ def test_models_compiled_with_the_optional_losses_save_and_load(tmp_path, small_
     assert isinstance(unet.loss, CrossEntropyDice) and unet.loss.dice_weight == 0.5
     cls = dataclasses.replace(small_params.classifier, label_smoothing=0.1)
     classifier = build_classifier(cls, num_classes=5)
-    compile_classifier(classifier, cls)
+    compile_classifier(classifier, cls, steps_per_epoch=1)
     for model, name in ((unet, "seg.keras"), (classifier, "cls.keras")):
         model.save(tmp_path / name)
         reloaded = keras.models.load_model(tmp_path / name, safe_mode=True)  # compiled: the loss deserialises
