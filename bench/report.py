@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bench.common import BENCHMARKS
-from visionflow.files import temp_path, write_json
+from visionflow.files import write_json, write_text
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 NOTE = ("Written by `make bench` (python -m bench). Each ratio (unit x) is against a baseline run in the same "
@@ -97,13 +97,7 @@ def write(results: dict, out: Path, readme: Path) -> None:
     write leaves the previous file whole and no temp file behind."""
     write_json(results, out)
     readme = Path(readme)
-    text = _replace_table(readme.read_text(), table(results))
-    tmp = temp_path(readme)
-    try:
-        tmp.write_text(text)
-        tmp.replace(readme)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(_replace_table(readme.read_text(), table(results)), readme)
 
 
 def summary(entries: dict[str, dict]) -> str:

@@ -10,14 +10,13 @@ flowers {"image": float32 (S, S, 3) in [0, 1], "label": int64}
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from visionflow.files import temp_path
+from visionflow.files import atomic_output
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -91,21 +90,16 @@ def read_info(cache_dir: Path) -> dict:
 def write_cache(splits: dict[str, tf.data.Dataset], out_dir: Path, info: dict, num_shards: int) -> dict:
     """Write every split and info.json into a temp folder, then rename it to `out_dir` (never half-written)."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(out_dir)
-    tmp.mkdir()
     counts = {}
-    for name, ds in splits.items():
-        print(f"writing {name} split to {out_dir / name} ...", flush=True)
-        counts[name] = save_split(ds, tmp / name, num_shards)
-        if counts[name] == 0:
-            shutil.rmtree(tmp)
-            raise CacheError(f"split '{name}' is empty: check the data source and the split fractions in params.yaml")
-    info = {**info, "counts": counts}
-    (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_output(out_dir, directory=True) as tmp:
+        for name, ds in splits.items():
+            print(f"writing {name} split to {out_dir / name} ...", flush=True)
+            counts[name] = save_split(ds, tmp / name, num_shards)
+            if counts[name] == 0:
+                raise CacheError(f"split '{name}' is empty: check the data source and the split fractions in "
+                                 "params.yaml")
+        info = {**info, "counts": counts}
+        (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
 
 

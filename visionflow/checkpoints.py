@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -22,6 +21,8 @@ from typing import Any, Iterable, Mapping
 import keras
 import numpy as np
 import pandas as pd
+
+from visionflow.files import atomic_output
 
 ROOT = Path(".checkpoints")
 _WEIGHTS, _SEEDS, _STATE = "model.weights.h5", "seeds.npz", "state.json"
@@ -84,14 +85,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
 
     def _save_model(self) -> None:
-        tmp = self.folder / f".epoch-{self._current_epoch}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_weights(tmp / _WEIGHTS)
-        np.savez(tmp / _SEEDS, **{f"s{i}": np.asarray(s) for i, s in enumerate(_seed_states(self.model))})
-        (tmp / _STATE).write_text(json.dumps({"epoch": self._current_epoch, "history": self._rows}))
         final = self.folder / f"epoch-{self._current_epoch}"
-        os.replace(tmp, final)
+        with atomic_output(final, directory=True) as tmp:
+            self.model.save_weights(tmp / _WEIGHTS)
+            np.savez(tmp / _SEEDS, **{f"s{i}": np.asarray(s) for i, s in enumerate(_seed_states(self.model))})
+            (tmp / _STATE).write_text(json.dumps({"epoch": self._current_epoch, "history": self._rows}))
         for old in self.folder.glob("epoch-*"):
             if old != final:
                 shutil.rmtree(old)

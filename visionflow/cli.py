@@ -67,14 +67,10 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
     """Write a PNG whole or not at all (temp file + rename): a failed write leaves neither."""
     from PIL import Image
 
-    from visionflow.files import temp_path
+    from visionflow.files import atomic_output
 
-    tmp = temp_path(path, ".png")
-    try:
+    with atomic_output(path, ".png") as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _predictions(model, examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int):

@@ -1,12 +1,13 @@
-"""Writing result files: strict JSON, written whole or not at all; temp files of killed processes cleaned."""
+"""Result files and folders written whole or not at all (temp + rename); strict JSON; stale temps cleaned."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def _strict(value: Any) -> Any:
@@ -55,14 +56,36 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def write_json(data: Any, path: Path) -> None:
-    """Write JSON atomically (temp file + rename), creating the folder; a failed write leaves no temp."""
+@contextmanager
+def atomic_output(path: Path, suffix: str = "", directory: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside `path` (an empty folder with `directory`) to write into; when the block succeeds
+    it replaces `path` in one rename (a folder already there is moved aside first, then deleted), when it fails it
+    is removed and `path` is as it was. The one way visionflow writes a result: never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = to_json(data)
-    tmp = temp_path(path)
+    tmp = temp_path(path, suffix)
+    if directory:
+        tmp.mkdir()
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            old = temp_path(path, ".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists() or tmp.is_symlink():
+            _remove(tmp)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write a text file atomically (atomic_output), creating its folder."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write strict JSON atomically (atomic_output), creating the folder; a failed write leaves no temp."""
+    write_text(to_json(data), path)
