@@ -123,3 +123,36 @@ def readme_session(tmp_path_factory):
     from tests.readme_session import run_readme
 
     return run_readme(tmp_path_factory.mktemp("readme"))
+
+
+@pytest.fixture
+def tfds_on_local_files(tmp_path, monkeypatch):
+    """`tfds.builder` answering with the Oxford-IIIT Pet and tf_flowers builders over local release-layout copies
+    (synthetic, 2 images per pet class and 6 per flower), and a download probe that passes: the `tfds` source's
+    real prepare, download_and_prepare included, with no network."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    from visionflow.data import flowers, pets, synthetic
+    from visionflow.data.report import DataReport
+
+    pets_root = synthetic.generate_pets(tmp_path / "release" / "pets", 24, 64, 96, seed=0)
+    flowers_root = synthetic.generate_flowers(tmp_path / "release" / "flowers", 6, seed=0, size_range=(64, 96))
+    pet_splits = {split: pets.parse_release(pets_root, name)[0] for split, name in pets.SPLIT_LISTS.items()}
+    flower_items = flowers.parse_folder(flowers_root)[0]
+    asked = []
+
+    def builder(name: str, data_dir: str):
+        asked.append(name)
+        if name.startswith("oxford_iiit_pet:"):
+            return pets.LocalPetsBuilder(splits=pet_splits, max_side=512, report=DataReport(dataset="x", source="x"),
+                                         root=pets_root, param="data.pets_dir", data_dir=data_dir)
+        assert name.startswith("tf_flowers:"), name
+        return flowers.LocalFlowersBuilder(items=flower_items, root=flowers.find_root(flowers_root), max_side=512,
+                                           report=DataReport(dataset="x", source="x"), param="data.flowers_dir",
+                                           data_dir=data_dir)
+
+    monkeypatch.setattr(tfds, "builder", builder)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: socket.socket())
+    return asked

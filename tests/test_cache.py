@@ -1,11 +1,10 @@
-"""tf.data caches: splits, element contracts, and the TFDS path end to end on tfds.testing.mock_data."""
+"""tf.data caches: splits, element contracts, and the `tfds` source end to end (its builders on local files)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from visionflow import cache
 from visionflow.data.tfds_source import open_prepared, prepare_tfds
@@ -46,24 +45,24 @@ def test_mask_resize_keeps_classes_and_shifts_them():
     assert set(np.unique(mask)) == {0, 1, 2}
 
 
-def test_tfds_shaped_data_flows_through_cache_and_training(tmp_path, small_params):
-    """The `tfds` source, faked offline by TFDS' own mock: prepare -> cache -> one training epoch."""
+def test_tfds_source_flows_through_cache_and_training(tmp_path, small_params, tfds_on_local_files):
+    """The `tfds` source (its builders on local files): prepare -> cache -> one training epoch."""
     from visionflow.classifier_training import train_classifier
 
-    with tfds.testing.mock_data(num_examples=30):
-        prepare_tfds("oxford_iiit_pet", tmp_path / "pets", tmp_path / "downloads")
-        prepare_tfds("tf_flowers", tmp_path / "flowers", tmp_path / "downloads")
-        pets = cache.pets_splits(open_prepared(tmp_path / "pets"), 32, 0.2, seed=0)
-        pets_info = cache.write_cache(pets, tmp_path / "cache_pets", {"class_names": list(cache.MASK_CLASSES)}, 2)
-        builder = open_prepared(tmp_path / "flowers")
-        flowers = cache.flowers_splits(builder, 64, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
-        info = {"class_names": builder.info.features["label"].names, "image_size": 64}
-        flowers_info = cache.write_cache(flowers, tmp_path / "cache_flowers", info, 2)
-    assert pets_info["counts"]["test"] == 30 and sum(pets_info["counts"].values()) == 60
+    pets_report = prepare_tfds("oxford_iiit_pet", tmp_path / "pets", tmp_path / "downloads")
+    prepare_tfds("tf_flowers", tmp_path / "flowers", tmp_path / "downloads")
+    pets = cache.pets_splits(open_prepared(tmp_path / "pets"), 32, 0.5, seed=0)
+    pets_info = cache.write_cache(pets, tmp_path / "cache_pets", {"class_names": list(cache.MASK_CLASSES)}, 2)
+    builder = open_prepared(tmp_path / "flowers")
+    flowers = cache.flowers_splits(builder, 64, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+    info = {"class_names": builder.info.features["label"].names, "image_size": 64}
+    flowers_info = cache.write_cache(flowers, tmp_path / "cache_flowers", info, 2)
+    assert pets_info["counts"]["test"] == pets_report.split_counts["test"]
+    assert sum(pets_info["counts"].values()) == pets_report.total_images
     element = next(iter(cache.load_split(tmp_path / "cache_pets", "train")))
     assert element["image"].shape == (32, 32, 3) and element["mask"].shape == (32, 32, 1)
     assert 0.0 <= float(tf.reduce_min(element["image"])) and float(tf.reduce_max(element["image"])) <= 1.0
-    assert flowers_info["counts"] == {"train": 18, "val": 6, "test": 6}
+    assert flowers_info["counts"] == {"train": 18, "val": 6, "test": 6}  # 30 flowers, 0.6 / 0.2 / 0.2
     model, history = train_classifier(tmp_path / "cache_flowers", small_params)
     assert list(history["epoch"]) == [1] and np.isfinite(history["loss"]).all()
     assert model.output_shape == (None, 6)  # the five flowers, and background (params.yaml's classifier.windows)

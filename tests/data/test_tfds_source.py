@@ -1,4 +1,4 @@
-"""The shared TFDS machinery: the data report, atomic output, open_prepared, the `tfds` source offline."""
+"""The shared TFDS machinery: the data report, atomic output, open_prepared, the `tfds` source on local files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 
 from visionflow.data.images import DataSourceError
 from visionflow.data.report import DataReport
-from visionflow.data.tfds_source import open_prepared, prepare_tfds, staged_output
+from visionflow.data.tfds_source import _VERSIONS, open_prepared, prepare_builder, prepare_tfds
 
 
 def _no_network(monkeypatch):
@@ -64,18 +64,22 @@ def test_report_of_nothing_has_no_sizes():
 # --- atomic output and open_prepared ------------------------------------------------------------------------------
 
 
-def test_staged_output_is_all_or_nothing(tmp_path):
-    out = tmp_path / "out"
-    with staged_output(out) as stage:
-        (stage / "data" / "x.txt").write_text("new")
-        assert not out.exists()  # nothing visible until the block succeeds
-    assert (out / "x.txt").read_text() == "new"
+def test_prepare_builder_is_all_or_nothing(tmp_path, tfds_on_local_files):
+    import tensorflow_datasets as tfds
 
-    with pytest.raises(RuntimeError, match="crash"), staged_output(out) as stage:
-        (stage / "data" / "x.txt").write_text("half-written")
-        raise RuntimeError("crash")
-    assert (out / "x.txt").read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    out = tmp_path / "out"
+    prepare_builder(lambda d: tfds.builder("tf_flowers:3.0.1", data_dir=d), out, DataReport("tf_flowers", "x"))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    def crash(data_dir):
+        builder = tfds.builder("tf_flowers:3.0.1", data_dir=data_dir)
+        builder.download_and_prepare = lambda **kw: (_ for _ in ()).throw(RuntimeError("crash"))
+        return builder
+
+    with pytest.raises(RuntimeError, match="crash"):
+        prepare_builder(crash, out, DataReport("tf_flowers", "x"))
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the earlier output, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "release"]  # no temp folder left
 
 
 def test_open_prepared_errors(tmp_path):
@@ -102,26 +106,24 @@ def test_open_prepared_errors(tmp_path):
         ("tf_flowers", ("train",), {"image", "label"}),
     ],
 )
-def test_prepare_tfds_under_mock_data(tmp_path, monkeypatch, name, splits, features):
-    _no_network(monkeypatch)  # mocked TFDS must not even probe the network
-    with tfds.testing.mock_data(num_examples=5):
-        report = prepare_tfds(name, tmp_path / "data", tmp_path / "downloads")
-        builder = open_prepared(tmp_path / "data")
-        examples = list(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False)))
+def test_prepare_tfds_runs_the_builder_and_publishes_it(tmp_path, tfds_on_local_files, name, splits, features):
+    report = prepare_tfds(name, tmp_path / "data", tmp_path / "downloads")
+    builder = open_prepared(tmp_path / "data")
+    examples = list(tfds.as_numpy(builder.as_dataset(split="train", shuffle_files=False)))
+    assert tfds_on_local_files == [f"{name}:{_VERSIONS[name]}"]  # the pinned version, asked once
     assert report.source == "tfds" and report.dataset == name
-    assert report.split_counts == {split: 5 for split in splits} and report.total_images == 5 * len(splits)
-    assert sum(report.class_counts["train"].values()) == 5
+    assert set(report.split_counts) == set(splits)
+    assert report.split_counts["train"] == len(examples) > 0
+    assert sum(report.class_counts["train"].values()) == len(examples)
     assert builder.name == name and set(builder.info.features) == features
-    assert len(examples) == 5
     for ex in examples:
         assert ex["image"].dtype == np.uint8 and ex["image"].ndim == 3 and ex["image"].shape[-1] == 3
         assert 0 <= ex["label"] < builder.info.features["label"].num_classes
     if name == "oxford_iiit_pet":
-        # Mocked masks do not match their images in size (nor hold 1..3): loaders resize masks on their own.
-        assert all(ex["segmentation_mask"].shape[-1] == 1 and ex["head_bbox"].shape == (4,) for ex in examples)
-        assert any(ex["segmentation_mask"].shape[:2] != ex["image"].shape[:2] for ex in examples)
+        assert all(ex["segmentation_mask"].shape[:2] == ex["image"].shape[:2] for ex in examples)
     assert (tmp_path / "data" / name).is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staging left, downloads never created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "downloads", "release"]  # no staging left
+    assert not any((tmp_path / "data").rglob("*downloads*"))  # TFDS's download area stays out of the output
 
 
 @pytest.mark.parametrize(("name", "param"), [("oxford_iiit_pet", "data.pets_dir"), ("tf_flowers", "data.flowers_dir")])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import urllib.error
 from collections.abc import Callable, Iterator
@@ -13,13 +12,12 @@ from typing import Literal
 import requests
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import dataset_info, read_only_builder
 from tqdm import tqdm
 
 from visionflow.data.images import DataSourceError
 from visionflow.data.report import DataReport
 from visionflow.data.sources import offline_error, probe
-from visionflow.files import temp_path
+from visionflow.files import atomic_output, temp_path
 
 DatasetName = Literal["oxford_iiit_pet", "tf_flowers"]
 
@@ -37,34 +35,15 @@ _DOWNLOAD_ERRORS = (
 )
 
 
-@contextlib.contextmanager
-def staged_output(data_dir: Path) -> Iterator[Path]:
-    """Yield a temp dir beside `data_dir`; on success its `data/` replaces `data_dir` in one rename."""
-    data_dir = Path(data_dir)
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = temp_path(data_dir)
-    stage.mkdir()
-    try:
-        (stage / "data").mkdir()
-        yield stage
-        if data_dir.exists():
-            data_dir.rename(stage / "previous")
-        (stage / "data").rename(data_dir)
-    finally:
-        shutil.rmtree(stage)
-
-
 def canonicalize_records(builder_dir: Path) -> None:
     """Rewrite the TFRecord shards of `builder_dir` with deterministically serialized tf.Examples."""
     # protobuf writes a tf.Example's feature map in an order that changes from one process to the next, so
     # the same data gives different bytes (and DVC hashes); sorted keys give one canonical form.
     for shard in sorted(Path(builder_dir).glob("*.tfrecord-*-of-*")):
-        tmp = shard.with_name(f".{shard.name}.tmp")
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
+        with atomic_output(shard) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
             records = tf.data.TFRecordDataset(str(shard)).as_numpy_iterator()
             for record in tqdm(records, desc=f"canonical records: {shard.name}", unit=" ex", leave=False):
                 writer.write(tf.train.Example.FromString(record).SerializeToString(deterministic=True))
-        os.replace(tmp, shard)
 
 
 def describe(builder: tfds.core.DatasetBuilder, report: DataReport, splits: tuple[str, ...]) -> None:
@@ -77,7 +56,7 @@ def describe(builder: tfds.core.DatasetBuilder, report: DataReport, splits: tupl
             lambda ex: (tf.shape(ex["image"])[:2], ex["label"]),  # (H, W), label
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        total = builder.info.splits[split].num_examples if split in builder.info.splits else None  # None if mocked
+        total = builder.info.splits[split].num_examples
         rows = []
         progress = tqdm(ds.as_numpy_iterator(), total=total, desc=f"{builder.name}: reading back {split}", unit=" img")
         for (h, w), y in progress:
@@ -87,15 +66,21 @@ def describe(builder: tfds.core.DatasetBuilder, report: DataReport, splits: tupl
 
 
 def prepare_builder(
-    make_builder: Callable[[Path], tfds.core.DatasetBuilder], data_dir: Path, report: DataReport
+    make_builder: Callable[[Path], tfds.core.DatasetBuilder], data_dir: Path, report: DataReport,
+    download_dir: Path | None = None, splits: tuple[str, ...] | None = None,
 ) -> DataReport:
-    """Generate `make_builder(staging data dir)`, read it back into `report`, then publish it as `data_dir`."""
-    with staged_output(data_dir) as stage:
-        builder = make_builder(stage / "data")
-        # A local builder downloads nothing; TFDS still wants a download area, kept out of the output.
-        builder.download_and_prepare(download_dir=str(stage / "downloads"))
+    """Generate `make_builder(temp data dir)` (downloads in `download_dir`, else a temp folder beside the output),
+    read `splits` (default: all) back into `report`, then publish it as `data_dir` in one rename."""
+    with contextlib.ExitStack() as stack:
+        stage = stack.enter_context(atomic_output(data_dir, directory=True))
+        if download_dir is None:  # a local builder downloads nothing; TFDS still wants a download area
+            download_dir = temp_path(Path(data_dir), ".downloads")
+            download_dir.mkdir()
+            stack.callback(shutil.rmtree, download_dir, True)
+        builder = make_builder(stage)
+        builder.download_and_prepare(download_dir=str(download_dir))
         canonicalize_records(Path(builder.data_dir))
-        describe(builder, report, tuple(builder.info.splits.keys()))
+        describe(builder, report, splits or tuple(builder.info.splits.keys()))
     print(report.summary())
     return report
 
@@ -116,27 +101,12 @@ def prepare_tfds(
             f"prepare_tfds: download_dir {download_dir} is inside data_dir {data_dir}; keep TFDS's download area "
             "outside the prepared dataset (it would be tracked and hashed with it)"
         )
-    report = DataReport(dataset=name, source="tfds")
-    with staged_output(data_dir) as stage:
-        builder = tfds.builder(f"{name}:{_VERSIONS[name]}", data_dir=str(stage / "data"))
-        # tfds.testing.mock_data redirects every builder's data_dir and turns download_and_prepare into a
-        # no-op: then there is nothing to download, and only the metadata is written for open_prepared.
-        mocked = not _within(builder.data_dir, stage)
-        if not mocked:
-            probe(name, probe_timeout_s)
-        try:
-            builder.download_and_prepare(download_dir=str(download_dir))
-        except _DOWNLOAD_ERRORS as exc:
-            raise offline_error(name, str(exc)) from exc
-        if mocked:
-            builder_dir = stage / "data" / name / str(builder.version)
-            builder_dir.mkdir(parents=True)
-            builder.info.write_to_directory(builder_dir)
-        else:
-            canonicalize_records(Path(builder.data_dir))
-        describe(builder, report, SPLITS[name])
-    print(report.summary())
-    return report
+    probe(name, probe_timeout_s)
+    try:
+        return prepare_builder(lambda stage: tfds.builder(f"{name}:{_VERSIONS[name]}", data_dir=str(stage)),
+                               data_dir, DataReport(dataset=name, source="tfds"), download_dir, SPLITS[name])
+    except _DOWNLOAD_ERRORS as exc:
+        raise offline_error(name, str(exc)) from exc
 
 
 def builder_dir_of(data_dir: Path) -> Path:
@@ -163,8 +133,4 @@ def builder_dir_of(data_dir: Path) -> Path:
 
 def open_prepared(data_dir: Path) -> tfds.core.DatasetBuilder:
     """A read-only TFDS builder over the dataset prepared in `data_dir` (any source)."""
-    builder_dir = builder_dir_of(data_dir)
-    # Same as tfds.builder_from_directory, but with the features read into the proto up front, so that the
-    # builder also works under tfds.testing.mock_data (which redirects the data_dir it reads features from).
-    proto = dataset_info.read_full_proto_from_builder_dir(builder_dir)
-    return read_only_builder.ReadOnlyBuilder(builder_dir=str(builder_dir), info_proto=proto)
+    return tfds.builder_from_directory(str(builder_dir_of(data_dir)))
