@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from visionflow.data.layout import CLASS_NAMES
 from visionflow.data.synthetic.draw import (
     _atomic_dir,
     _check_sides,
@@ -22,7 +23,8 @@ from visionflow.data.synthetic.draw import (
     _save_jpeg,
 )
 
-FLOWER_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+# The tf_flowers classes in folder-name order: class index c seeds its images, so this order fixes the files.
+FLOWER_CLASSES = tuple(sorted(CLASS_NAMES))
 
 
 def _flower_background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
