@@ -140,8 +140,8 @@ def test_rewrite_replaces_and_a_crash_keeps_the_old_release(tmp_path, monkeypatc
             raise OSError("disk full")
         synthetic_save(pixels, path)
 
-    synthetic_save = synthetic._save_jpeg
-    monkeypatch.setattr(synthetic, "_save_jpeg", failing_save)
+    synthetic_save = synthetic.pets._save_jpeg
+    monkeypatch.setattr(synthetic.pets, "_save_jpeg", failing_save)
     with pytest.raises(OSError, match="disk full"):
         generate_pets(out, 12, 64, 80, seed=9)
     assert _tree_hashes(out) == before
