@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import REPO
 from visionflow import tracking
 from visionflow.config import load_params
+from visionflow.tracking import parents
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_repo_root_and_store_resolve_out_of_the_experiment_copy(exp_copy):
 
 
 def test_stages_of_one_execution_share_a_parent_with_all_params_and_headlines(exp_copy, monkeypatch, tmp_path):
-    monkeypatch.setattr(tracking, "execution_key", lambda: "host:1:2.0:lucky-lamb:/x")
+    monkeypatch.setattr(parents, "execution_key", lambda: "host:1:2.0:lucky-lamb:/x")
     params = load_params(REPO / "params.yaml")
     figure = tmp_path / "figure.png"
     figure.write_bytes(b"\x89PNG")
@@ -76,7 +77,7 @@ def test_stages_of_one_execution_share_a_parent_with_all_params_and_headlines(ex
 
 
 def test_a_failing_stage_marks_the_parent_failed(exp_copy, monkeypatch):
-    monkeypatch.setattr(tracking, "execution_key", lambda: "host:1:2.0:lucky-lamb:/y")
+    monkeypatch.setattr(parents, "execution_key", lambda: "host:1:2.0:lucky-lamb:/y")
     with pytest.raises(RuntimeError), tracking.start_run("train_classifier", None):
         raise RuntimeError("killed")
     client, experiment = _client()
@@ -207,7 +208,7 @@ def test_runs_of_killed_processes_are_closed_as_failed_by_the_next_stage(exp_cop
 def test_a_dataset_lost_to_a_concurrent_run_is_logged_again_and_other_errors_are_raised():
     from mlflow.exceptions import MlflowException
 
-    from visionflow.tracking import DATASET_RACE_ATTEMPTS, _retry_dataset_race
+    from visionflow.tracking.run import DATASET_RACE_ATTEMPTS, _retry_dataset_race
 
     race = MlflowException('(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint '
                            '"dataset_pk" ... INSERT INTO datasets')
