@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import colorsys
 import math
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from visionflow.files import temp_path
+from visionflow.files import atomic_output
 
 _JPEG_QUALITY = 90  # fixed so that files are byte-identical across runs
 _MIN_SIDE = 32  # smaller canvases cannot hold a recognisable pet or flower
@@ -121,29 +119,15 @@ def _save_jpeg(pixels: np.ndarray | Image.Image, path: Path) -> None:
 
 @contextmanager
 def _atomic_dir(target: Path, own: set[str], what: str) -> Iterator[Path]:
-    """Yield a temporary sibling of target and swap it into place only when the block succeeds."""
+    """files.atomic_output for a generated folder, refusing to replace a folder this generator did not write."""
     if target.exists() and (not target.is_dir() or not {p.name for p in target.iterdir()} <= own):
         raise ValueError(
             f"{target}: exists and is not a {what} written by this generator (only {sorted(own)} may be "
             "inside); refusing to replace it: remove it or choose another output folder"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target, ".partial")
-    tmp.mkdir()
-    try:
+    with atomic_output(target, ".partial", directory=True) as tmp:
         yield tmp
         tmp.chmod(0o755)
-        if target.exists():
-            trash = temp_path(target, ".old")
-            trash.mkdir()
-            os.replace(target, trash / target.name)
-            os.replace(tmp, target)
-            shutil.rmtree(trash)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _check_sides(lo: int, hi: int, names: str, fix: str) -> None:
