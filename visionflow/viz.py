@@ -23,7 +23,8 @@ CELL_INCHES = 2.5  # side of one image panel
 DPI = 100
 
 
-def _to_uint8(image: Any, name: str = "image") -> np.ndarray:
+def to_uint8(image: Any, name: str = "image") -> np.ndarray:
+    """An RGB image (H, W, 3), uint8 or float in [0, 1], as uint8: what every figure and drawn box is made from."""
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"{name}: expected an RGB image of shape (H, W, 3), got {arr.shape}")
@@ -54,7 +55,7 @@ def overlay(image: Any, mask: Any, alpha: float = 0.5) -> np.ndarray:
     """Image blended with its mask's class colours (PALETTE), uint8 RGB (H, W, 3)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: got {alpha}; the blend weight of the mask colours must lie in [0, 1]")
-    rgb = _to_uint8(image).astype(np.float64)
+    rgb = to_uint8(image).astype(np.float64)
     classes = _mask2d(mask)
     if classes.shape != rgb.shape[:2]:
         raise ValueError(f"mask: shape {classes.shape} does not match the image's {rgb.shape[:2]}")
@@ -92,7 +93,7 @@ def save_segmentation_grid(
     fig = Figure(figsize=(3 * CELL_INCHES, n * CELL_INCHES), layout="constrained")
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
-        image = _to_uint8(images[i], f"images[{i}]")
+        image = to_uint8(images[i], f"images[{i}]")
         _panel(axes[i, 0], image, titles[i] if titles else "image")
         _panel(axes[i, 1], overlay(image, true_masks[i]), "true")
         _panel(axes[i, 2], overlay(image, pred_masks[i]), "predicted")
@@ -160,7 +161,7 @@ def save_image_grid(
     axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
     for i, ax in enumerate(axes):
         if i < n:
-            _panel(ax, _to_uint8(images[i], f"images[{i}]"), titles[i] if titles else None)
+            _panel(ax, to_uint8(images[i], f"images[{i}]"), titles[i] if titles else None)
         else:
             ax.set_axis_off()
     return _save(fig, path)

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from visionflow.detection.boxes import Detections, GroundTruth
+from visionflow.viz import to_uint8
 
 GT_COLOUR = (0, 255, 0)
 GT_DASH = (4, 3)  # ground-truth outline: 4 px drawn, 3 px left out, so it never looks like a detection
@@ -42,13 +43,6 @@ def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour: tuple[int, int, in
             draw.line((right, y, right, end), fill=colour)
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return image
-
-
 def draw_detections(
     image: np.ndarray,
     detections: Detections,
@@ -59,7 +53,7 @@ def draw_detections(
 
     Detections: solid outlines in their class's colour with a "class score" label; ground truth: dashed green.
     """
-    canvas = Image.fromarray(_to_uint8(image)).convert("RGB")
+    canvas = Image.fromarray(to_uint8(image)).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     if ground_truth is not None:
