@@ -32,7 +32,7 @@ def main() -> None:
     model = load_model(args.model)
     output_names(model, names)  # the flower classes, and background when trained with it: nothing else
     test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["label"]))
-    images, truth, probs = classify_batches(model, test.batch(params.classifier.batch_size),
+    images, truth, probs = classify_batches(model, test.batch(params.classifier.batch_size), keep=args.examples,
                                             flip=params.evaluation.test_time_flip)
     # Every test image is a flower: the prediction is the best flower class, what background scored aside;
     # how often background outscored every flower (a window detection would have dropped) is reported apart.

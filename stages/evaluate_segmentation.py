@@ -21,12 +21,12 @@ def main() -> None:
     params = load_params(args.params)
     from visionflow import cache
     from visionflow.evaluation import majority_baseline, segmentation_metrics
-    from visionflow.inference import load_model, segment_batches
+    from visionflow.inference import load_model, segmentation_confusion
     from visionflow.viz import save_segmentation_grid
 
     model = load_model(args.model)
     test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["mask"]))
-    confusion, examples = segment_batches(model, test.batch(params.segmentation.batch_size),
+    confusion, examples = segmentation_confusion(model, test.batch(params.segmentation.batch_size),
                                           len(cache.MASK_CLASSES), keep=args.examples,
                                           flip=params.evaluation.test_time_flip)
     metrics = segmentation_metrics(confusion, list(cache.MASK_CLASSES))

@@ -73,23 +73,6 @@ def _save_png(pixels: np.ndarray, path: Path) -> None:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
 
-def _predictions(model, examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int):
-    """(targets, model outputs) per batch of (image, target) pairs, holding one batch in memory."""
-    batch: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def run():
-        images, targets = zip(*batch)
-        batch.clear()
-        return np.stack(targets), np.asarray(model.predict_on_batch(np.stack(images)))
-
-    for example in examples:
-        batch.append(example)
-        if len(batch) == batch_size:
-            yield run()
-    if batch:
-        yield run()
-
-
 def evaluate_segmentation(args: argparse.Namespace) -> None:
     """Metrics of a U-Net on a folder in the Oxford-IIIT Pet release layout."""
     import tensorflow as tf
@@ -97,7 +80,8 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
 
     from visionflow.cache import MASK_CLASSES, resize_image, resize_mask
     from visionflow.data import pets
-    from visionflow.evaluation import ConfusionAccumulator, majority_baseline, segmentation_metrics
+    from visionflow.evaluation import majority_baseline, segmentation_metrics
+    from visionflow.inference import batched, segmentation_confusion
 
     model, size, _ = _load(args, "evaluate segmentation")
     records, skipped = pets.parse_release(args.data, args.split, param="--data")
@@ -109,17 +93,15 @@ def evaluate_segmentation(args: argparse.Namespace) -> None:
             except ValueError as exc:  # unreadable image or bad trimap: reported, evaluation goes on
                 skipped.append({"file": str(record.image_path), "reason": str(exc)})
                 continue
-            mask = resize_mask(tf.convert_to_tensor(example["segmentation_mask"]), size).numpy()[..., 0]
+            mask = resize_mask(tf.convert_to_tensor(example["segmentation_mask"]), size).numpy()
             yield resize_image(example["image"], size).numpy(), mask
 
-    acc = ConfusionAccumulator(len(MASK_CLASSES))
-    for true, logits in _predictions(model, examples(), args.batch_size):
-        acc.update(true, np.argmax(logits, axis=-1))
-    if acc.matrix.sum() == 0:
+    confusion, _ = segmentation_confusion(model, batched(examples(), args.batch_size), len(MASK_CLASSES))
+    if confusion.sum() == 0:
         raise ValueError(f"--data: no readable image in {args.data} for split '{args.split}'")
-    metrics = segmentation_metrics(acc.matrix, list(MASK_CLASSES))
-    metrics["majority_baseline"] = majority_baseline(acc.matrix, list(MASK_CLASSES))
-    metrics["images"] = int(acc.matrix.sum() // (size * size))
+    metrics = segmentation_metrics(confusion, list(MASK_CLASSES))
+    metrics["majority_baseline"] = majority_baseline(confusion, list(MASK_CLASSES))
+    metrics["images"] = int(confusion.sum() // (size * size))
     metrics["skipped"] = skipped
     _report_skipped(skipped)
     _write_json(metrics, args.out)
@@ -149,6 +131,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     from visionflow.data import flowers
     from visionflow.data.images import read_rgb
     from visionflow.evaluation import class_predictions, classification_metrics
+    from visionflow.inference import batched, classify_batches
 
     model, size, _ = _load(args, "evaluate classifier")
     items, skipped = flowers.parse_folder(args.data, param="--data")
@@ -162,9 +145,11 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
                 continue
             yield _resized(rgb, size), np.int64(label)
 
-    truth, logits = (np.concatenate(parts) for parts in zip(*_predictions(model, examples(), args.batch_size)))
+    _, truth, probs = classify_batches(model, batched(examples(), args.batch_size))
+    if len(truth) == 0:
+        raise ValueError(f"--data: no readable image in {args.data}")
     # As the evaluate_classifier stage: the best flower class, and apart how often background beat every flower.
-    pred, background = class_predictions(logits, len(flowers.CLASS_NAMES))
+    pred, background = class_predictions(probs, len(flowers.CLASS_NAMES))
     metrics = classification_metrics(truth, pred, list(flowers.CLASS_NAMES))
     metrics["flowers_called_background"] = float(background.mean())
     metrics["images"] = len(truth)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from visionflow.cache import resize_image
 
 
 def load_model(path: Path) -> keras.Model:
@@ -46,9 +45,23 @@ def predict_probabilities(model: keras.Model, images, flip: bool = False) -> np.
     return probs
 
 
-def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, keep: int = 0, flip: bool = False):
-    """Confusion matrix of argmax predictions over (image, mask) batches, and up to `keep` examples;
-    `flip`: test-time flip averaging (predict_probabilities)."""
+def batched(examples: Iterable[tuple[np.ndarray, np.ndarray]], batch_size: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """(images, targets) batches of `batch_size` from (image, target) pairs, holding one batch in memory: what
+    segmentation_confusion and classify_batches take, for examples read from files rather than a tf.data cache."""
+    batch: list[tuple[np.ndarray, np.ndarray]] = []
+    for example in examples:
+        batch.append(example)
+        if len(batch) == batch_size:
+            yield tuple(np.stack(part) for part in zip(*batch))
+            batch.clear()
+    if batch:
+        yield tuple(np.stack(part) for part in zip(*batch))
+
+
+def segmentation_confusion(model: keras.Model, batches: Iterable, num_classes: int, keep: int = 0,
+                           flip: bool = False):
+    """Confusion matrix of argmax predictions over (image, mask) batches, and up to `keep` (image, true, predicted)
+    examples; `flip`: test-time flip averaging (predict_probabilities)."""
     from visionflow.evaluation import ConfusionAccumulator
 
     acc = ConfusionAccumulator(num_classes)
@@ -62,9 +75,10 @@ def segment_batches(model: keras.Model, batches: Iterable, num_classes: int, kee
     return acc.matrix, kept
 
 
-def classify_batches(model: keras.Model, batches: Iterable,
+def classify_batches(model: keras.Model, batches: Iterable, keep: int = 0,
                      flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, y_true, probabilities of every output) over (image, label) batches; `flip` as in segment_batches.
+    """(the first `keep` images, y_true, probabilities of every output) over (image, label) batches; `flip` as in
+    segmentation_confusion.
 
     Which class a row predicts is `visionflow.evaluation.class_predictions` (a background output is no class).
     """
@@ -72,13 +86,9 @@ def classify_batches(model: keras.Model, batches: Iterable,
     for x, y in tqdm(batches, desc="classifying", unit="batch"):
         probs.append(predict_probabilities(model, x, flip))
         truth.append(np.asarray(y))
-        images.append(np.asarray(x))
-    return np.concatenate(images), np.concatenate(truth), np.concatenate(probs)
-
-
-def load_image(path: Path, size: int) -> np.ndarray:
-    """Any image file -> float32 (size, size, 3) in [0, 1], robust to the release quirks."""
-    from visionflow.data.images import read_rgb
-
-    rgb, _ = read_rgb(Path(path))
-    return resize_image(rgb, size).numpy()
+        kept = sum(map(len, images))
+        if kept < keep:
+            images.append(np.asarray(x)[: keep - kept])
+    if not truth:  # no batch at all: nothing was classified
+        return np.zeros((0,)), np.zeros((0,), np.int64), np.zeros((0, 0))
+    return (np.concatenate(images) if images else np.zeros((0,))), np.concatenate(truth), np.concatenate(probs)
