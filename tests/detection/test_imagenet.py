@@ -13,7 +13,6 @@ from visionflow.detection.imagenet import (
     SPECIES,
     build_imagenet_classifier,
     group_species,
-    pet_box_from_trimap,
     split_imagenet_top,
 )
 from visionflow.models import WeightsUnavailableError
@@ -31,16 +30,6 @@ def test_species_grouping_sums_dog_and_cat_classes():
     got = group_species(mixed).numpy()
     np.testing.assert_allclose(got[:, SPECIES.index("cat")], mixed[:, 281:286].sum(1), rtol=1e-5)
     np.testing.assert_allclose(got[:, SPECIES.index("dog")], mixed[:, 151:269].sum(1), rtol=1e-5)
-
-
-def test_pet_box_covers_pet_and_border_pixels_only():
-    trimap = np.full((20, 30), 2, np.uint8)  # background
-    trimap[5:12, 8:20] = 3  # border around ..
-    trimap[6:11, 9:19] = 1  # .. the pet
-    trimap[0, 0] = 2
-    np.testing.assert_array_equal(pet_box_from_trimap(trimap), [5, 8, 12, 20])
-    trimap[15, 25] = 1  # a stray pet pixel widens the box
-    np.testing.assert_array_equal(pet_box_from_trimap(trimap), [5, 8, 16, 26])
 
 
 def test_missing_top_weights_give_a_clear_error(monkeypatch):

@@ -15,7 +15,6 @@ from visionflow.models.segmentation import (
     build_unet,
     compile_segmentation,
     pixel_weights,
-    predict_mask,
 )
 
 
@@ -134,14 +133,6 @@ def test_pixel_weights_train_as_sample_weights(seg_cfg):
     history = model.fit(ds, epochs=1, shuffle=False, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
-
-
-def test_predict_mask_is_argmax_over_channels():
-    identity = keras.Sequential([keras.Input((1, 3, 3)), keras.layers.Identity()])
-    logits = np.array([[[[0.1, 0.9, 0.2], [2.0, -1.0, 0.0], [-3.0, -2.0, -1.0]]]], dtype=np.float32)  # (1, 1, 3, 3)
-    masks = predict_mask(identity, logits)
-    assert masks.dtype == np.int32
-    np.testing.assert_array_equal(masks, [[[1, 0, 2]]])
 
 
 def test_unet_save_load_round_trip(seg_cfg, tmp_path):

@@ -9,7 +9,6 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from visionflow.detection.canvas import mask_box
 from visionflow.detection.engine import WindowClassifier
 from visionflow.keras_cache import TOP_SIZE, mobilenet_v2_file
 from visionflow.models.classifier import feature_stride
@@ -21,7 +20,6 @@ DOG_IDS = range(151, 269)
 CAT_IDS = range(281, 286)
 SPECIES = ("cat", "dog")
 IMAGENET_SIZE = TOP_SIZE  # the only input size Keras publishes MobileNetV2 top (classifier) weights for
-TRIMAP_PET_VALUES = (1, 3)  # trimap: 1 pet, 2 background, 3 border (the pet's outline)
 
 
 def species_matrix(num_classes: int = 1000) -> np.ndarray:
@@ -82,8 +80,3 @@ def split_imagenet_top(top: keras.Model, alpha: float) -> WindowClassifier:
     pooled = layers.GlobalAveragePooling2D()(features)  # (B, cells, cells, C) -> (B, C)
     head = keras.Model(features, top.get_layer("predictions")(pooled), name="head")  # shares the top's weights
     return WindowClassifier(model, backbone, head, size, stride, group_species)
-
-
-def pet_box_from_trimap(trimap: np.ndarray) -> np.ndarray:
-    """Bounding box [ymin, xmin, ymax, xmax] (max exclusive) of a trimap's pet pixels (values 1 and 3)."""
-    return mask_box(np.isin(np.asarray(trimap), TRIMAP_PET_VALUES))

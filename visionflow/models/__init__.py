@@ -6,7 +6,7 @@ from visionflow.models.classifier import (
     feature_stride,
     split_classifier,
 )
-from visionflow.models.segmentation import build_unet, compile_segmentation, pixel_weights, predict_mask
+from visionflow.models.segmentation import build_unet, compile_segmentation, pixel_weights
 from visionflow.models.weights import WeightsUnavailableError
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "compile_segmentation",
     "feature_stride",
     "pixel_weights",
-    "predict_mask",
     "split_classifier",
 ]

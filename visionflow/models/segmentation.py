@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 import keras
 from keras import layers
@@ -105,14 +104,3 @@ def pixel_weights(mask: tf.Tensor, border_weight: float) -> tf.Tensor:
     mask = tf.convert_to_tensor(mask)
     is_border = tf.equal(tf.cast(mask, tf.int32), BORDER_CLASS)
     return tf.where(is_border, tf.constant(border_weight, tf.float32), tf.constant(1.0, tf.float32))
-
-
-def predict_mask(
-    model: keras.Model, images: np.ndarray | tf.Tensor | tf.data.Dataset, batch_size: int = 32
-) -> np.ndarray:
-    """Class index per pixel, (B, S, S) int32: argmax of the model's logits (the tutorial's create_mask).
-
-    `images` is a (B, S, S, 3) array or a batched tf.data.Dataset (its batching wins over `batch_size`).
-    """
-    logits = model.predict(images, batch_size=batch_size, verbose=0)  # (B, S, S, K)
-    return np.argmax(logits, axis=-1).astype(np.int32)  # (B, S, S)
