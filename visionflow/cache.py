@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from visionflow.files import atomic_output
+
+if TYPE_CHECKING:
+    from visionflow.config import Params
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -216,3 +219,46 @@ def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int, f
             lambda i, ex: {"image": resize_image(_decode(builder, ex, ["image"])["image"], size), "label": ex["label"]},
             AUTOTUNE)
     return out
+
+
+def with_offline_copies(train: tf.data.Dataset, params: Params, kind: str) -> tf.data.Dataset:
+    """The training split followed by `augment.offline_copies` seeded augmented copies of it, so that DVC
+    versions them with the cache; copy c of a pet is named `<file_name>#aug<c>`."""
+    from visionflow.augment import offline_copies
+
+    k = params.augment.offline_copies
+    if k == 0:
+        return train
+    target = "mask" if kind == "segmentation" else "label"
+    ops = params.augment.segmentation if kind == "segmentation" else params.augment.classifier
+    copies = offline_copies(train.map(lambda ex: (ex["image"], ex[target])), ops, params.seed, k, kind=kind)
+    if kind == "classifier":
+        return train.concatenate(copies.map(lambda image, label: {"image": image, "label": label}))
+    # offline_copies concatenates copy 1..K of the split in order: name each after its source and copy.
+    names = train.map(lambda ex: ex["file_name"])
+    names = tf.data.Dataset.range(1, k + 1).flat_map(
+        lambda c: names.map(lambda n: tf.strings.join([n, "#aug", tf.strings.as_string(c)])))
+    species = train.map(lambda ex: ex["species"]).repeat(k)
+    return train.concatenate(tf.data.Dataset.zip(copies, names, species).map(
+        lambda pair, name, sp: {"image": pair[0], "mask": pair[1], "file_name": name, "species": sp}))
+
+
+def dataset_splits(builder, dataset: str, params: Params) -> tuple[dict[str, tf.data.Dataset], dict]:
+    """The splits of a prepared `pets` or `flowers` dataset as params.yaml asks (size, split or fold, offline
+    copies), and the cache's info.json fields."""
+    data = params.data
+    if dataset == "pets":
+        size = params.segmentation.image_size
+        splits = pets_splits(builder, size, data.val_fraction, params.seed, data.folds, data.fold)
+        splits["train"] = with_offline_copies(splits["train"], params, "segmentation")
+        info = {"dataset": "oxford_iiit_pet", "class_names": list(MASK_CLASSES), "image_size": size}
+    else:
+        size = params.classifier.image_size
+        fractions = {"train": data.flowers_split.train, "val": data.flowers_split.val, "test": data.flowers_split.test}
+        splits = flowers_splits(builder, size, fractions, params.seed, data.folds, data.fold)
+        splits["train"] = with_offline_copies(splits["train"], params, "classifier")
+        info = {"dataset": "tf_flowers", "class_names": builder.info.features["label"].names, "image_size": size}
+    info["offline_copies"] = params.augment.offline_copies
+    if data.folds > 1:
+        info["cross_validation"] = {"folds": data.folds, "fold": data.fold}
+    return splits, info
