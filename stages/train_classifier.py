@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from stages.common import ensure_parent, parser, run
 from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
-from visionflow.config import Params, load_params, to_dict
-
-
-def augmented_examples(cache_dir: Path, params: Params, model, n: int) -> np.ndarray:
-    """What the model actually sees: n training images after the configured augmentation."""
-    from visionflow import cache
-    from visionflow.augment import augment_dataset
-
-    images = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex["label"])).take(n)
-    if params.augment.placement == "dataset":
-        seen = augment_dataset(images, params.augment.classifier, params.seed, kind="classifier")
-        return np.stack([x for x, _ in seen.as_numpy_iterator()])
-    batch = np.stack([x for x, _ in images.as_numpy_iterator()])
-    return np.asarray(model.get_layer("augmentation")(batch, training=True))
+from visionflow.config import load_params, to_dict
 
 
 def main() -> None:
@@ -35,6 +20,7 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
+    from visionflow.augment import augmented_examples
     from visionflow.checkpoints import backup_dir
     from visionflow.classifier_training import train_classifier
     from visionflow import cache
@@ -61,7 +47,8 @@ def main() -> None:
         history.to_csv(args.history, index=False)
         curves = args.history.with_suffix(".png")
         save_history(history, curves)
-        seen = augmented_examples(args.cache, params, model, args.examples)
+        train = cache.load_split(args.cache, "train").map(lambda ex: (ex["image"], ex["label"]))
+        seen = augmented_examples(train, params.augment, params.seed, model, args.examples)
         save_image_grid(list(seen), [f"train #{i}" for i in range(len(seen))], args.augmented)
         mlrun.tag_model_file(args.model)
         mlrun.log_keras_model(raw_pixel_model(model), "classifier",

@@ -109,3 +109,28 @@ def test_real_flowers_with_the_shipped_classifier_ops(flowers_sample, small_para
     np.testing.assert_array_equal(labels, np.arange(4))
     assert first.shape == photos.shape and first.min() >= 0.0 and first.max() <= 1.0
     assert all(not np.allclose(a, p) for a, p in zip(first, photos))
+
+
+@pytest.mark.parametrize("placement", ["dataset", "model"])
+def test_augmented_examples_show_what_training_sees(placement):
+    from types import SimpleNamespace
+
+    import keras
+
+    from visionflow.augment import augmented_examples, build_model_augmentation
+
+    ops = ({"op": "random_flip" if placement == "model" else "flip", "mode": "horizontal"},)
+    augment = SimpleNamespace(placement=placement, classifier=ops)
+    images = np.tile(np.linspace(0, 1, 8, dtype=np.float32)[None, :, None], (8, 1, 3))[None].repeat(6, axis=0)
+    pairs = tf.data.Dataset.from_tensor_slices((images, np.arange(6)))
+    model = None
+    if placement == "model":
+        inputs = keras.Input((8, 8, 3))
+        model = keras.Model(inputs, build_model_augmentation(ops, seed=3)(inputs))
+    seen = augmented_examples(pairs, augment, 3, model, 4)
+    assert seen.shape == (4, 8, 8, 3)
+    flipped = [bool(np.allclose(s, images[0][:, ::-1])) for s in seen]
+    assert all(f or np.allclose(s, images[0]) for f, s in zip(flipped, seen))  # each is the image or its mirror
+    assert any(flipped)  # the augmentation ran
+    if placement == "dataset":  # seeded: the same figure on every run
+        np.testing.assert_array_equal(seen, augmented_examples(pairs, augment, 3, model, 4))

@@ -16,6 +16,8 @@ _EXPORTS = {
     "OPS": "spec",
     "RandomInvert": "layers",
     "build_model_augmentation": "layers",
+    "model_augmentation": "layers",
+    "augmented_examples": "pipeline",
     "keras_layers": "layers",
     "build_dataset_augmentation": "pipeline",
     "build_joint_augmentation": "pipeline",

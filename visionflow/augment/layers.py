@@ -89,9 +89,17 @@ def _keras_layer(op: Mapping[str, Any], seed: int) -> layers.Layer:
     raise ValueError(f"{name}: not a Keras-layer op (use it with augment.placement=dataset)")
 
 
+MODEL_LAYER = "augmentation"  # the name of the classifier's augmentation block (placement: model)
+
+
 def build_model_augmentation(ops: Sequence[Mapping[str, Any]], seed: int) -> keras.Sequential:
-    """Classifier ops as a Keras Sequential named "augmentation"; random layers act only when training=True."""
+    """Classifier ops as a Keras Sequential named MODEL_LAYER; random layers act only when training=True."""
     validate_ops(ops, "classifier", placement="model")
     seeds = layer_seeds(seed, len(ops))
     return keras.Sequential([layer for op, s in zip(ops, seeds) for layer in keras_layers(op, s)],
-                            name="augmentation")
+                            name=MODEL_LAYER)
+
+
+def model_augmentation(model: keras.Model) -> keras.layers.Layer:
+    """The augmentation block of a classifier built with augment.placement: model."""
+    return model.get_layer(MODEL_LAYER)

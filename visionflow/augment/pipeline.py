@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import tensorflow as tf
 
 from visionflow.augment import image_ops, joint
 from visionflow.augment.spec import OPS, resolve, validate_ops
+
+if TYPE_CHECKING:
+    from visionflow.config import AugmentConfig
 
 ImageFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -167,3 +170,19 @@ def offline_copies(ds: tf.data.Dataset, ops: Sequence[Mapping[str, Any]], seed: 
     # Stream 0 is augment_dataset's: copies use 1..copies so none repeats the online augmentation.
     return functools.reduce(tf.data.Dataset.concatenate,
                             [_augment(ds, ops, seed, kind, stream=k + 1) for k in range(copies)])
+
+
+def augmented_examples(pairs: tf.data.Dataset, augment: AugmentConfig, seed: int, model: Any, n: int):
+    """What the classifier actually sees: the first n (image, label) training pairs after augment.classifier,
+    applied where augment.placement puts it (the dataset's seeded ops, or the model's layers in training mode);
+    a numpy (n, S, S, 3) array for the augmented-examples figure."""
+    import numpy as np
+
+    pairs = pairs.take(n)
+    if augment.placement == "dataset":
+        seen = augment_dataset(pairs, augment.classifier, seed, kind="classifier")
+        return np.stack([x for x, _ in seen.as_numpy_iterator()])
+    from visionflow.augment.layers import model_augmentation
+
+    batch = np.stack([x for x, _ in pairs.as_numpy_iterator()])
+    return np.asarray(model_augmentation(model)(batch, training=True))
