@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import tensorflow as tf
 
+from visionflow.classes import MASK_CLASSES, TRIMAP_VALUES
 from visionflow.files import atomic_output
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 AUTOTUNE = tf.data.AUTOTUNE
 
 SPLITS = ("train", "val", "test")
-MASK_CLASSES = ("pet", "background", "border")  # trimap values 1, 2, 3 shifted to 0, 1, 2
 _RUN_ID = "0"  # fixed name for the shard folder Dataset.save would otherwise name at random
 
 
@@ -115,7 +115,7 @@ def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
 def resize_mask(mask: tf.Tensor, size: int) -> tf.Tensor:
     """Trimap uint8 (H, W, 1) in {1, 2, 3} -> uint8 (size, size, 1) in {0, 1, 2} (nearest neighbour)."""
     mask = tf.image.resize(mask, (size, size), method="nearest")
-    return tf.cast(mask, tf.uint8) - 1
+    return tf.cast(mask, tf.uint8) - TRIMAP_VALUES[0]  # trimap values -> MASK_CLASSES indices
 
 
 def pets_example(example: dict, size: int) -> dict:

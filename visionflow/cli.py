@@ -128,6 +128,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     """Metrics of a classifier on a folder whose subfolders are the classes (like flower_photos/)."""
     from tqdm import tqdm
 
+    from visionflow.classes import FLOWER_CLASSES
     from visionflow.data import flowers
     from visionflow.data.images import read_rgb
     from visionflow.evaluation import class_predictions, classification_metrics
@@ -149,8 +150,8 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     if len(truth) == 0:
         raise ValueError(f"--data: no readable image in {args.data}")
     # As the evaluate_classifier stage: the best flower class, and apart how often background beat every flower.
-    pred, background = class_predictions(probs, len(flowers.CLASS_NAMES))
-    metrics = classification_metrics(truth, pred, list(flowers.CLASS_NAMES))
+    pred, background = class_predictions(probs, len(FLOWER_CLASSES))
+    metrics = classification_metrics(truth, pred, list(FLOWER_CLASSES))
     metrics["flowers_called_background"] = float(background.mean())
     metrics["images"] = len(truth)
     metrics["skipped"] = skipped
@@ -162,7 +163,7 @@ def predict_classifier(args: argparse.Namespace) -> None:
     """Top-k classes with probabilities for each image (and the background probability, when the model has one)."""
     import tensorflow as tf
 
-    from visionflow.data.layout import CLASS_NAMES
+    from visionflow.classes import FLOWER_CLASSES
     from visionflow.models.classifier import BACKGROUND
 
     model, size, classes = _load(args, "predict classifier")
@@ -173,14 +174,14 @@ def predict_classifier(args: argparse.Namespace) -> None:
         probs = tf.nn.softmax(model.predict_on_batch(_resized(rgb, size)[None]), axis=-1).numpy()[0]
         top = np.argsort(probs[:classes])[::-1][: args.top_k]  # flowers only: background is no flower
         extra = f" ({BACKGROUND} {probs[classes]:.3f})" if len(probs) > classes else ""
-        print(f"{path}: " + ", ".join(f"{CLASS_NAMES[i]} {probs[i]:.3f}" for i in top) + extra)
+        print(f"{path}: " + ", ".join(f"{FLOWER_CLASSES[i]} {probs[i]:.3f}" for i in top) + extra)
     _raise_unreadable(unreadable, len(args.images))
 
 
 def predict_detection(args: argparse.Namespace) -> None:
     """Detect objects with the sliding-window engine and draw the boxes."""
     from visionflow.config import load_params
-    from visionflow.data.layout import CLASS_NAMES
+    from visionflow.classes import FLOWER_CLASSES
     from visionflow.detection import run_detection
     from visionflow.detection.draw import draw_detections
 
@@ -192,7 +193,7 @@ def predict_detection(args: argparse.Namespace) -> None:
     for path, rgb, fixes in _read_images(args.images, max_side, unreadable):
         image = rgb.astype(np.float32) / 255.0  # downscaled to max_side first: the detector upscales it again
         detections, _ = run_detection(model, image[None], params.detection, size)
-        drawn = draw_detections(image, detections[0], list(CLASS_NAMES))
+        drawn = draw_detections(image, detections[0], list(FLOWER_CLASSES))
         out = args.out_dir / f"{Path(path).stem}_detections.png"
         _save_png(drawn, out)
         note = "".join(f" ({fix})" for fix in fixes if fix.startswith("downscaled"))

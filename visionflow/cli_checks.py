@@ -15,7 +15,6 @@ from typing import Callable
 BATCH_SIZE = (1, 1024)  # the bounds of segmentation.batch_size and classifier.batch_size in params.yaml
 IMAGE_SIDE = (64, 8192)  # the bounds of data.max_image_side in params.yaml
 DEFAULT_IMAGE_SIDE = 1024  # data.max_image_side's default
-SEGMENTATION_CLASSES = 3  # pet, background, border (visionflow.cache.MASK_CLASSES)
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _EXAMPLE = {"classifier": "models/classifier.keras", "segmentation": "models/segmentation.keras",
             "detection": "models/classifier.keras"}
@@ -120,7 +119,7 @@ def task_of(output_shape) -> str | None:
 def check_model(model, path: Path, command: str) -> tuple[int, int]:
     """(input side, classes) of a loaded model, after checking it fits `command` (e.g. `predict classifier`);
     a classifier's classes do not count its background output."""
-    from visionflow.data.layout import CLASS_NAMES
+    from visionflow.classes import FLOWER_CLASSES, MASK_CLASSES
 
     task = command.split()[-1]
     wanted = "segmentation" if task == "segmentation" else "classifier"
@@ -148,11 +147,11 @@ def check_model(model, path: Path, command: str) -> tuple[int, int]:
 
         classes -= has_background(model)  # learnt background windows: one output more
     if wanted == "segmentation":
-        if out[1:3] != shape[1:3] or classes != SEGMENTATION_CLASSES:
+        if out[1:3] != shape[1:3] or classes != len(MASK_CLASSES):
             raise ValueError(f"--model {path}: output {out}, expected one score per pixel for each of "
-                             f"{SEGMENTATION_CLASSES} classes (pet, background, border): (None, {shape[1]}, "
-                             f"{shape[2]}, {SEGMENTATION_CLASSES}); pass e.g. {_EXAMPLE[task]}")
-    elif classes != len(CLASS_NAMES):
-        raise ValueError(f"--model {path}: {classes} classes (output {out}), expected the {len(CLASS_NAMES)} flower "
-                         f"classes ({', '.join(CLASS_NAMES)}); pass e.g. {_EXAMPLE[task]}")
+                             f"{len(MASK_CLASSES)} classes ({', '.join(MASK_CLASSES)}): (None, {shape[1]}, "
+                             f"{shape[2]}, {len(MASK_CLASSES)}); pass e.g. {_EXAMPLE[task]}")
+    elif classes != len(FLOWER_CLASSES):
+        raise ValueError(f"--model {path}: {classes} classes (output {out}), expected the {len(FLOWER_CLASSES)} flower "
+                         f"classes ({', '.join(FLOWER_CLASSES)}); pass e.g. {_EXAMPLE[task]}")
     return int(shape[1]), int(classes)

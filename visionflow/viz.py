@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
-# RGB per trimap class (0 pet, 1 background, 2 border): red, blue, yellow stay apart on photos.
+from visionflow.classes import MASK_CLASSES
+
+# RGB per MASK_CLASSES index (pet, background, border): red, blue, yellow stay apart on photos.
 PALETTE = np.array([[230, 25, 75], [0, 130, 200], [255, 225, 25]], dtype=np.uint8)
 CELL_INCHES = 2.5  # side of one image panel
 DPI = 100
@@ -46,7 +48,7 @@ def _mask2d(mask: Any, name: str = "mask") -> np.ndarray:
         )
     if arr.size and (arr.min() < 0 or arr.max() >= len(PALETTE)):
         raise ValueError(
-            f"{name}: class ids must lie in [0, {len(PALETTE)}) (pet, background, border), got max {arr.max()}"
+            f"{name}: class ids must lie in [0, {len(PALETTE)}) ({', '.join(MASK_CLASSES)}), got max {arr.max()}"
         )
     return arr
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from visionflow.data import synthetic
-from visionflow.data.synthetic import FLOWER_CLASSES, PET_BREEDS, breed_ids, generate_flowers, generate_pets
+from visionflow.data.synthetic import GENERATION_ORDER, PET_BREEDS, breed_ids, generate_flowers, generate_pets
 
 LINE = re.compile(r"^(\w+)_(\d+) (\d+) ([12]) (\d+)$")
 FLICKR_NAME = re.compile(r"^\d+_[0-9a-f]{10}\.jpg$")
@@ -209,8 +209,8 @@ def test_pets_are_not_trivially_solvable(tmp_path):
 
 def test_flowers_layout(flowers):
     assert flowers.name == "flower_photos"
-    assert sorted(p.name for p in flowers.iterdir()) == list(FLOWER_CLASSES)
-    for cls in FLOWER_CLASSES:
+    assert sorted(p.name for p in flowers.iterdir()) == list(GENERATION_ORDER)
+    for cls in GENERATION_ORDER:
         files = sorted((flowers / cls).iterdir())
         assert len(files) == 4 and all(FLICKR_NAME.match(f.name) for f in files), files
         for f in files:
@@ -227,12 +227,12 @@ def test_flowers_are_deterministic(flowers, tmp_path):
 def test_flowers_are_not_solvable_by_mean_colour(tmp_path):
     root = generate_flowers(tmp_path, 12, seed=7, size_range=(64, 80))
     x, y = [], []
-    for c, cls in enumerate(FLOWER_CLASSES):
+    for c, cls in enumerate(GENERATION_ORDER):
         for f in sorted((root / cls).glob("*.jpg")):
             x.append(np.asarray(Image.open(f), np.float32).reshape(-1, 3).mean(axis=0))
             y.append(c)
     x, y = np.array(x), np.array(y)
     train = np.arange(len(y)) % 2 == 0
-    means = np.stack([x[train & (y == c)].mean(axis=0) for c in range(len(FLOWER_CLASSES))])  # (5, 3)
+    means = np.stack([x[train & (y == c)].mean(axis=0) for c in range(len(GENERATION_ORDER))])  # (5, 3)
     pred = np.argmin(((x[~train, None] - means) ** 2).sum(axis=-1), axis=1)
     assert (pred == y[~train]).mean() < 0.8

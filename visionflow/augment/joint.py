@@ -22,9 +22,9 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from visionflow.augment import image_ops
+from visionflow.classes import BORDER
 
-# Oxford-IIIT Pet trimap class ids after `mask -= 1`: 0 pet, 1 background, 2 border ("unclassified").
-BORDER_CLASS = 2
+BORDER_CLASS = BORDER  # what the mask gets where the image gets fill_value
 
 JointFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 

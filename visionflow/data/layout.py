@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from visionflow.classes import FLOWER_CLASSES
 from visionflow.data.images import IMAGE_SUFFIXES, DataSourceError
 
 PETS_LAYOUT = (
@@ -32,7 +33,7 @@ def check_layout(
             raise DataSourceError(f"{param}: {shown} not found under {root} ({PETS_LAYOUT})")
 
 
-CLASS_NAMES = ("dandelion", "daisy", "tulips", "sunflowers", "roses")  # tf_flowers label order
+CLASS_NAMES = FLOWER_CLASSES  # the folders a flower_photos/ tree must have
 RELEASE_FOLDER = "flower_photos"
 FLOWERS_LAYOUT = f"expected flower_photos/ with one subfolder of images per class: {', '.join(CLASS_NAMES)}"
 

@@ -15,6 +15,7 @@ from PIL import Image
 from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset_builder as tfds_pets
 
 from visionflow.data.images import DataSourceError, UnreadableImageError, UnusableFileError, encode_jpeg, read_rgb
+from visionflow.classes import TRIMAP_VALUES
 from visionflow.data.layout import check_layout  # noqa: F401 - re-exported
 from visionflow.data.report import DataReport
 from visionflow.data.tfds_source import prepare_builder
@@ -23,7 +24,6 @@ NUM_BREEDS = 37
 LIST_NAMES = ("trainval", "test", "list")
 # TFDS split name -> list file, as the registered builder does.
 SPLIT_LISTS = {"train": "trainval", "test": "test"}
-_TRIMAP_VALUES = (1, 2, 3)
 # A listed name is a file stem under images/: no path separators, no hidden or parent entries.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _EMPTY_BBOX = tfds.features.BBox(0.0, 0.0, 0.0, 0.0)
@@ -124,7 +124,7 @@ def _read_trimap(path: Path) -> np.ndarray:
         raise UnreadableImageError(path, f"cannot decode trimap ({exc})") from None
     if trimap.ndim != 2:
         raise UnusableFileError(path, f"trimap has {mode} pixels, expected one channel with values 1, 2, 3")
-    bad = np.setdiff1d(np.unique(trimap), _TRIMAP_VALUES)
+    bad = np.setdiff1d(np.unique(trimap), TRIMAP_VALUES)
     if bad.size:
         hint = " (0-based? the release's trimaps hold 1 pet, 2 background, 3 border)" if 0 in bad else ""
         raise UnusableFileError(path, f"trimap values {bad.tolist()} outside {{1, 2, 3}}{hint}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from visionflow.config import Params
+from visionflow.classes import BACKGROUND
 from visionflow.detection.boxes import Detections, to_original
 from visionflow.detection.canvas import CanvasSet, build_canvases
 from visionflow.detection.engine import STRATEGIES, run_detection, strategy_scores
@@ -38,7 +39,7 @@ def _objects(params: Params, model: Path, flowers_cache: Path, pets_cache: Path)
         from visionflow.detection.imagenet import SPECIES, build_imagenet_classifier
 
         test = list(cache.load_split(pets_cache, "test").as_numpy_iterator())
-        masks = np.stack([ex["mask"][..., 0] != cache.MASK_CLASSES.index("background") for ex in test])
+        masks = np.stack([ex["mask"][..., 0] != BACKGROUND for ex in test])  # pet and border
         return (build_imagenet_classifier(params.detection.imagenet_alpha), np.stack([ex["image"] for ex in test]),
                 np.array([ex["species"] for ex in test]), masks, list(SPECIES))
     from visionflow.detection.engine import pipeline_classifier

@@ -7,6 +7,7 @@ import keras
 from keras import layers
 
 from visionflow.config import SegmentationConfig
+from visionflow.classes import BORDER
 from visionflow.models.losses import CrossEntropyDice
 from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
@@ -21,7 +22,6 @@ SKIP_LAYERS = (
 # Reference (pix2pix) decoder: one upsampling block per skip from S/32 back to S/2, with these widths.
 DECODER_FILTERS = (512, 256, 128, 64)
 DECODER_KERNEL = 3
-BORDER_CLASS = 2  # trimap classes after `mask -= 1`: 0 pet, 1 background, 2 border
 
 
 def upsample(filters: int, size: int, dropout: float = 0.0, name: str | None = None) -> keras.Sequential:
@@ -102,5 +102,5 @@ def pixel_weights(mask: tf.Tensor, border_weight: float) -> tf.Tensor:
     if not border_weight > 0:
         raise ValueError(f"segmentation.border_weight: got {border_weight}; it must be a positive loss weight")
     mask = tf.convert_to_tensor(mask)
-    is_border = tf.equal(tf.cast(mask, tf.int32), BORDER_CLASS)
+    is_border = tf.equal(tf.cast(mask, tf.int32), BORDER)
     return tf.where(is_border, tf.constant(border_weight, tf.float32), tf.constant(1.0, tf.float32))

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from visionflow.data.layout import CLASS_NAMES
+from visionflow.classes import FLOWER_CLASSES
 from visionflow.data.synthetic.draw import (
     _atomic_dir,
     _check_sides,
@@ -24,7 +24,7 @@ from visionflow.data.synthetic.draw import (
 )
 
 # The tf_flowers classes in folder-name order: class index c seeds its images, so this order fixes the files.
-FLOWER_CLASSES = tuple(sorted(CLASS_NAMES))
+GENERATION_ORDER = tuple(sorted(FLOWER_CLASSES))  # alphabetical, as folders list: fixes each class's stream
 
 
 def _flower_background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
@@ -126,7 +126,7 @@ def _flower_shapes(rng: np.random.Generator, cls: str, r: float):
             shapes.append((bottom + _petal(0, cup_h * rng.uniform(0.92, 1.0), cup_w * wf, 0.55, -np.pi / 2 + a),
                            c, c * 0.7))
     else:
-        raise ValueError(f"flower class {cls!r} is not one of {FLOWER_CLASSES}")
+        raise ValueError(f"flower class {cls!r} is not one of {GENERATION_ORDER}")
     return shapes
 
 
@@ -165,9 +165,9 @@ def generate_flowers(out_dir: Path, per_class: int, seed: int, size_range: tuple
     lo, hi = size_range
     _check_sides(lo, hi, "size_range", "pass size_range=(low, high) in pixels")
     root = Path(out_dir) / "flower_photos"
-    with _atomic_dir(root, set(FLOWER_CLASSES), "flower_photos tree") as tmp:
-        bar = tqdm(total=per_class * len(FLOWER_CLASSES), desc=f"synthetic flowers -> {root}", unit="img")
-        for c, cls in enumerate(FLOWER_CLASSES):
+    with _atomic_dir(root, set(GENERATION_ORDER), "flower_photos tree") as tmp:
+        bar = tqdm(total=per_class * len(GENERATION_ORDER), desc=f"synthetic flowers -> {root}", unit="img")
+        for c, cls in enumerate(GENERATION_ORDER):
             (tmp / cls).mkdir()
             for i in range(per_class):
                 rng = np.random.default_rng([seed, 2, c, i])
