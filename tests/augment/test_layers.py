@@ -114,9 +114,15 @@ def test_placement_model_refuses_stateless_ops():
 
 def test_augmentation_trains_inside_fit():
     inputs = keras.Input((16, 16, 3))
-    x = build_model_augmentation([*RANDOM_OPS, {"op": "random_crop", "height": 12, "width": 12}], seed=4)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(x))
+    augmentation = build_model_augmentation([*RANDOM_OPS, {"op": "random_crop", "height": 12, "width": 12}], seed=4)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(augmentation(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [w.copy() for w in model.get_weights()]
     history = model.fit(_images(n=8), np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(b, w) for b, w in zip(before, model.get_weights()))  # it learnt through the block
+    images = _images(n=8)
+    center = images[:, 2:14, 2:14]  # inference: no random op, the crop is a centre crop
+    np.testing.assert_allclose(augmentation(images, training=False), center, atol=1e-6)
+    assert not np.allclose(augmentation(images, training=True), center)  # training: the images change
