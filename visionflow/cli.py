@@ -6,9 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
+
+from visionflow.classes import FLOWER_CLASSES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -125,10 +126,9 @@ def predict_segmentation(args: argparse.Namespace) -> None:
 
 
 def evaluate_classifier(args: argparse.Namespace) -> None:
-    """Metrics of a classifier on a folder whose subfolders are the classes (like flower_photos/)."""
+    """Metrics of a classifier on a flower_photos/ folder: one subfolder per tf_flowers class."""
     from tqdm import tqdm
 
-    from visionflow.classes import FLOWER_CLASSES
     from visionflow.data import flowers
     from visionflow.data.images import read_rgb
     from visionflow.evaluation import class_predictions, classification_metrics
@@ -163,7 +163,6 @@ def predict_classifier(args: argparse.Namespace) -> None:
     """Top-k classes with probabilities for each image (and the background probability, when the model has one)."""
     import tensorflow as tf
 
-    from visionflow.classes import FLOWER_CLASSES
     from visionflow.models.classifier import BACKGROUND
 
     model, size, classes = _load(args, "predict classifier")
@@ -181,7 +180,6 @@ def predict_classifier(args: argparse.Namespace) -> None:
 def predict_detection(args: argparse.Namespace) -> None:
     """Detect objects with the sliding-window engine and draw the boxes."""
     from visionflow.config import load_params
-    from visionflow.classes import FLOWER_CLASSES
     from visionflow.detection import run_detection
     from visionflow.detection.draw import draw_detections
 
@@ -224,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
     s.set_defaults(func=evaluate_segmentation)
 
-    c = ev.add_parser("classifier", help="on a folder whose subfolders are the classes")
+    c = ev.add_parser("classifier", help="on a flower_photos/ folder: one subfolder per tf_flowers class "
+                      f"({', '.join(sorted(FLOWER_CLASSES))})")
     c.add_argument("--model", type=Path, required=True)
     c.add_argument("--data", type=Path, required=True)
     c.add_argument("--out", type=Path, help="metrics JSON to write")
