@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from visionflow.config import ConfigError, Params, load_params, parse_params, to_dict
+from visionflow.config import ConfigError, Params, load_params, parse_params, shipped_params, to_dict
 
 
 def test_shipped_params_load_with_seed_on_top():
@@ -24,7 +24,7 @@ def test_shipped_params_equal_code_defaults_where_documented():
 
 
 def test_config_is_frozen():
-    params = parse_params({})
+    params = shipped_params()
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.seed = 1  # type: ignore[misc]
 
@@ -64,7 +64,7 @@ def test_config_is_frozen():
 )
 def test_bad_values_fail_naming_the_key(raw, key, words):
     with pytest.raises(ConfigError) as err:
-        parse_params(raw)
+        shipped_params(raw)
     message = str(err.value)
     assert f"  {key}" in message or message.startswith(key), message
     assert words in message, message
@@ -72,9 +72,9 @@ def test_bad_values_fail_naming_the_key(raw, key, words):
 
 def test_bad_augment_op_names_the_op():
     with pytest.raises(ConfigError, match=r"augment.classifier: \[0\] random_rotation"):
-        parse_params({"augment": {"classifier": [{"op": "random_rotation", "factor": 3.0}]}})
+        shipped_params({"augment": {"classifier": [{"op": "random_rotation", "factor": 3.0}]}})
     with pytest.raises(ConfigError, match="augment.segmentation"):
-        parse_params({"augment": {"segmentation": [{"op": "no_such_op"}]}})
+        shipped_params({"augment": {"segmentation": [{"op": "no_such_op"}]}})
 
 
 def test_load_params_errors_name_the_file(tmp_path):
@@ -90,7 +90,5 @@ def test_load_params_errors_name_the_file(tmp_path):
 
 
 def test_a_fold_outside_the_folds_is_refused():
-    from visionflow.config import parse_params
-
     with pytest.raises(ConfigError, match=r"data.fold: 3 is not a fold of data.folds: 3 \(folds count from 0"):
-        parse_params({"data": {"folds": 3, "fold": 3}}, source="test")
+        shipped_params({"data": {"folds": 3, "fold": 3}})

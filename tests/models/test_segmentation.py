@@ -160,9 +160,9 @@ def test_unet_save_load_round_trip(seg_cfg, tmp_path):
 def test_batchnorm_momentum_comes_from_params():
     # Keras' MobileNetV2 ships momentum 0.999; with a few hundred steps the moving statistics would stay
     # near their initial values and the model would fail at inference.
-    from visionflow.config import SegmentationConfig
+    from visionflow.config import shipped_params
 
-    cfg = dataclasses.replace(SegmentationConfig(image_size=64), batchnorm_momentum=0.8)
+    cfg = shipped_params({"segmentation": {"image_size": 64, "batchnorm_momentum": 0.8}}).segmentation
     model = build_unet(cfg)
     norms = [l for l in model._flatten_layers(include_self=False, recursive=True)
              if isinstance(l, keras.layers.BatchNormalization)]

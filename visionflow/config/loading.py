@@ -19,17 +19,21 @@ class ConfigError(ValueError):
 
 
 _ADAPTER = TypeAdapter(Params)
+# The repository's params.yaml, beside the package: the values every run, test and benchmark starts from.
+SHIPPED_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 def _format(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid parameters"]
     for err in error.errors():
         key = ".".join(str(p) for p in err["loc"])
+        if err["type"] in {"missing", "missing_keyword_argument"}:  # no field has a default
+            lines.append(f"  {key}: missing; add it (every key is required: copy it from the params.yaml shipped "
+                         "with visionflow)")
+            continue
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "unexpected_keyword_argument":
             msg = "unknown key (check its spelling against the params.yaml shipped with visionflow)"
-        elif err["type"] == "missing_keyword_argument":
-            msg = "missing"
         elif err["type"] in {"float_type", "int_type"} and re.fullmatch(r"[-+]?\d*\.?\d+e[-+]?\d+",
                                                                       str(err.get("input")), re.I):
             msg += " (YAML reads 1e-3 as text: write 0.001 or 1.0e-3)"
@@ -63,9 +67,7 @@ def parse_params(raw: dict[str, Any] | None, source: str = "params") -> Params:
     return params
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate params.yaml."""
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         raise ConfigError(f"{path}: not found (run from the repository root or pass --params)")
     with path.open() as f:
@@ -80,7 +82,32 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (seed:, data:, segmentation: ...) at the top "
                           f"level, got a {type(raw).__name__}")
-    return parse_params(raw, source=str(path))
+    return raw
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    return parse_params(_read(path), source=str(path))
+
+
+def merge(base: Mapping[str, Any], change: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict update; lists and scalars are replaced."""
+    out = dict(base)
+    for key, value in change.items():
+        nested = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merge(out[key], value) if nested else value
+    return out
+
+
+def shipped_params(overrides: Mapping[str, Any] | None = None) -> Params:
+    """The repository's params.yaml with `overrides` (a partial params mapping) merged on top, validated."""
+    if not SHIPPED_PARAMS.is_file():
+        raise ConfigError(f"{SHIPPED_PARAMS}: not found (the repository's params.yaml beside visionflow/: install "
+                          "the repository with `pip install -e .`)")
+    raw = _read(SHIPPED_PARAMS) or {}
+    source = SHIPPED_PARAMS.name + (" + overrides" if overrides else "")
+    return parse_params(merge(raw, overrides or {}), source=source)
 
 
 def to_dict(params: Any) -> dict[str, Any]:

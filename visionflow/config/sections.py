@@ -1,8 +1,11 @@
-"""params.yaml's sections as frozen dataclasses; each checks its own ranges and cross-field rules."""
+"""params.yaml's sections as frozen dataclasses; each checks its own ranges and cross-field rules.
+
+No field has a default: params.yaml is the one place values live, so a key missing there is an error, not a
+silent fallback (tests and benchmarks start from it with `visionflow.config.shipped_params`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -18,18 +21,14 @@ Alpha = Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
 AugmentOps = tuple[dict[str, Any], ...]
 
 
-def _field(factory):
-    return dataclasses.field(default_factory=factory)
-
-
 @dataclass(frozen=True, config=_STRICT)
 class SyntheticConfig:
     """Size of the generated offline datasets."""
 
-    pets_images: Annotated[int, Field(ge=30, le=20000)] = 600
-    pets_min_side: Annotated[int, Field(ge=64, le=1024)] = 128
-    pets_max_side: Annotated[int, Field(ge=64, le=1024)] = 256
-    flowers_per_class: Annotated[int, Field(ge=10, le=5000)] = 100
+    pets_images: Annotated[int, Field(ge=30, le=20000)]
+    pets_min_side: Annotated[int, Field(ge=64, le=1024)]
+    pets_max_side: Annotated[int, Field(ge=64, le=1024)]
+    flowers_per_class: Annotated[int, Field(ge=10, le=5000)]
 
     @model_validator(mode="after")
     def _sides(self):
@@ -42,9 +41,9 @@ class SyntheticConfig:
 class SplitFractions:
     """Train/val/test fractions of a dataset with no official split (tf_flowers)."""
 
-    train: Fraction = 0.8
-    val: Fraction = 0.1
-    test: Fraction = 0.1
+    train: Fraction
+    val: Fraction
+    test: Fraction
 
     @model_validator(mode="after")
     def _sum_to_one(self):
@@ -57,21 +56,21 @@ class SplitFractions:
 class DataConfig:
     """Where the images come from and how they are split."""
 
-    source: Literal["synthetic", "directory", "tfds"] = "synthetic"
-    pets_dir: str | None = None
-    flowers_dir: str | None = None
+    source: Literal["synthetic", "directory", "tfds"]
+    pets_dir: str | None
+    flowers_dir: str | None
     # Content digests of those folders (`sources.folder_digest`), set by `make run-real`: DVC sees the folder
     # only through params, so without them it would not rerun a preparation when files inside change.
-    pets_digest: str | None = None
-    flowers_digest: str | None = None
-    val_fraction: Fraction = 0.2
-    flowers_split: SplitFractions = _field(SplitFractions)
-    max_image_side: Annotated[int, Field(ge=64, le=8192)] = 1024
+    pets_digest: str | None
+    flowers_digest: str | None
+    val_fraction: Fraction
+    flowers_split: SplitFractions
+    max_image_side: Annotated[int, Field(ge=64, le=8192)]
     # k-fold cross-validation: with folds > 1, fold `fold` (0-based) of all the images is the caches' test split
     # and the rest is split into train and val as above; one experiment per fold gives a mean +- std.
-    folds: Annotated[int, Field(ge=1, le=20)] = 1
-    fold: Annotated[int, Field(ge=0, le=19)] = 0
-    synthetic: SyntheticConfig = _field(SyntheticConfig)
+    folds: Annotated[int, Field(ge=1, le=20)]
+    fold: Annotated[int, Field(ge=0, le=19)]
+    synthetic: SyntheticConfig
 
     @model_validator(mode="after")
     def _fold_in_range(self):
@@ -85,9 +84,9 @@ class DataConfig:
 class EncoderConfig:
     """A MobileNetV2 backbone: ImageNet weights or none, width multiplier, frozen or not."""
 
-    weights: Literal["imagenet"] | None = None
-    alpha: Alpha = 0.35
-    trainable: bool = True
+    weights: Literal["imagenet"] | None
+    alpha: Alpha
+    trainable: bool
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -95,9 +94,9 @@ class FineTuneConfig:
     """Two-phase transfer learning: the model trains with its encoder frozen, then its last `epochs` epochs
     train the encoder's blocks from `from_block` on as well (BatchNorm layers stay frozen) at `learning_rate`."""
 
-    epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # 0: one phase
-    from_block: Annotated[int, Field(ge=1, le=16)] = 13  # MobileNetV2 block_<n>_*
-    learning_rate: LearningRate = 0.0001
+    epochs: Annotated[int, Field(ge=0, le=1000)]  # 0: one phase
+    from_block: Annotated[int, Field(ge=1, le=16)]  # MobileNetV2 block_<n>_*
+    learning_rate: LearningRate
 
 
 def _check_fine_tune(cfg, section: str):
@@ -115,18 +114,18 @@ def _check_fine_tune(cfg, section: str):
 class SegmentationConfig:
     """U-Net training on Oxford-IIIT Pet trimaps."""
 
-    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)] = 128
-    encoder: EncoderConfig = _field(EncoderConfig)
-    decoder_dropout: Probability = 0.0
-    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
-    border_weight: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
-    dice_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    epochs: Annotated[int, Field(ge=1, le=1000)] = 8
-    fine_tune: FineTuneConfig = _field(FineTuneConfig)
-    batch_size: Annotated[int, Field(ge=1, le=1024)] = 16
-    learning_rate: LearningRate = 0.001
-    shuffle_buffer: PositiveInt = 1000
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)]
+    encoder: EncoderConfig
+    decoder_dropout: Probability
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
+    border_weight: Annotated[float, Field(gt=0.0, le=100.0)]
+    dice_weight: Annotated[float, Field(ge=0.0, le=100.0)]
+    lr_schedule: Literal["constant", "cosine"]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    fine_tune: FineTuneConfig
+    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    learning_rate: LearningRate
+    shuffle_buffer: PositiveInt
 
     @model_validator(mode="after")
     def _fine_tune(self):
@@ -139,13 +138,13 @@ class WindowsConfig:
     builds its evaluation canvases from the test split, cut into windows the way the detector sees them. Windows
     without an object, or cutting one off, are the class "background", so detection can say "nothing here"."""
 
-    canvases: Annotated[int, Field(ge=0, le=100000)] = 0  # training canvases (0: no windows, no background class)
-    objects: Annotated[int, Field(ge=0, le=1000)] = 4  # windows per canvas centred on an object: IoU >= object_iou
-    background: Annotated[int, Field(ge=0, le=1000)] = 1  # windows per canvas touching no object
+    canvases: Annotated[int, Field(ge=0, le=100000)]  # training canvases (0: no windows, no background class)
+    objects: Annotated[int, Field(ge=0, le=1000)]  # windows per canvas centred on an object: IoU >= object_iou
+    background: Annotated[int, Field(ge=0, le=1000)]  # windows per canvas touching no object
     # windows per canvas cutting an object off (0 < IoU <= partial_iou with every object), drawn by their IoU
-    partial: Annotated[int, Field(ge=0, le=1000)] = 6
-    object_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.6
-    partial_iou: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.4
+    partial: Annotated[int, Field(ge=0, le=1000)]
+    object_iou: Annotated[float, Field(gt=0.0, le=1.0)]
+    partial_iou: Annotated[float, Field(gt=0.0, lt=1.0)]
 
     @model_validator(mode="after")
     def _ious(self):
@@ -167,21 +166,21 @@ class WindowsConfig:
 class ClassifierConfig:
     """Flowers classifier: backbone + head."""
 
-    backbone: Literal["small_cnn", "mobilenet_v2"] = "small_cnn"
-    image_size: Annotated[int, Field(ge=32, le=1024)] = 128
-    encoder: EncoderConfig = _field(EncoderConfig)
-    filters: tuple[PositiveInt, ...] = (16, 32, 64)
-    dense_units: PositiveInt = 128
-    dropout: Probability = 0.2
-    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    windows: WindowsConfig = _field(WindowsConfig)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    epochs: Annotated[int, Field(ge=1, le=1000)] = 10
-    fine_tune: FineTuneConfig = _field(FineTuneConfig)
-    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
-    learning_rate: LearningRate = 0.001
-    shuffle_buffer: PositiveInt = 1000
+    backbone: Literal["small_cnn", "mobilenet_v2"]
+    image_size: Annotated[int, Field(ge=32, le=1024)]
+    encoder: EncoderConfig
+    filters: tuple[PositiveInt, ...]
+    dense_units: PositiveInt
+    dropout: Probability
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    windows: WindowsConfig
+    lr_schedule: Literal["constant", "cosine"]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    fine_tune: FineTuneConfig
+    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    learning_rate: LearningRate
+    shuffle_buffer: PositiveInt
 
     @model_validator(mode="after")
     def _fine_tune(self):
@@ -194,47 +193,47 @@ class ClassifierConfig:
 class AugmentConfig:
     """Augmentation pipelines; each op is a mapping with an `op` name and its arguments."""
 
-    placement: Literal["model", "dataset"] = "dataset"
-    offline_copies: Annotated[int, Field(ge=0, le=100)] = 0
-    classifier: AugmentOps = ({"op": "random_flip", "mode": "horizontal"},)
-    segmentation: AugmentOps = ({"op": "flip", "mode": "horizontal"},)
+    placement: Literal["model", "dataset"]
+    offline_copies: Annotated[int, Field(ge=0, le=100)]
+    classifier: AugmentOps
+    segmentation: AugmentOps
 
 
 @dataclass(frozen=True, config=_STRICT)
 class EvaluationConfig:
     """How the segmentation and classifier evaluation stages predict."""
 
-    test_time_flip: bool = False  # average the softmax of each test image and of its horizontal mirror
+    test_time_flip: bool  # average the softmax of each test image and of its horizontal mirror
 
 
 @dataclass(frozen=True, config=_STRICT)
 class TrainConfig:
     """Where and how the training stages run (visionflow.distribute); the batch sizes above are per replica."""
 
-    distribution: Literal["none", "mirrored", "multi_worker"] = "none"
-    mixed_precision: bool = False  # float16 compute, float32 weights and outputs (GPUs with compute capability 7+)
-    jit_compile: bool = False  # XLA-compile the training step
+    distribution: Literal["none", "mirrored", "multi_worker"]
+    mixed_precision: bool  # float16 compute, float32 weights and outputs (GPUs with compute capability 7+)
+    jit_compile: bool  # XLA-compile the training step
 
 
 @dataclass(frozen=True, config=_STRICT)
 class DetectionConfig:
     """Sliding-window detection over the classifier, and its evaluation set."""
 
-    classifier: Literal["pipeline", "imagenet"] = "pipeline"
-    strategy: Literal["crops", "feature_crops", "dense"] = "feature_crops"
-    upscale: Annotated[float, Field(ge=1.0, le=8.0)] = 2.0
-    stride: Annotated[int, Field(gt=0, le=1024)] = 32
-    num_images: Annotated[int, Field(ge=1, le=10000)] = 40
-    canvas_size: Annotated[int, Field(ge=32, le=4096)] = 256
-    min_objects: Annotated[int, Field(ge=1, le=16)] = 2
-    max_objects: Annotated[int, Field(ge=1, le=16)] = 4
-    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
-    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
-    max_object_overlap: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3  # IoU two objects of a canvas may share
-    score_threshold: Probability = 0.5
-    nms_iou: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
-    imagenet_alpha: Alpha = 0.35
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    classifier: Literal["pipeline", "imagenet"]
+    strategy: Literal["crops", "feature_crops", "dense"]
+    upscale: Annotated[float, Field(ge=1.0, le=8.0)]
+    stride: Annotated[int, Field(gt=0, le=1024)]
+    num_images: Annotated[int, Field(ge=1, le=10000)]
+    canvas_size: Annotated[int, Field(ge=32, le=4096)]
+    min_objects: Annotated[int, Field(ge=1, le=16)]
+    max_objects: Annotated[int, Field(ge=1, le=16)]
+    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_object_overlap: Annotated[float, Field(ge=0.0, lt=1.0)]  # IoU two objects of a canvas may share
+    score_threshold: Probability
+    nms_iou: Annotated[float, Field(gt=0.0, le=1.0)]
+    imagenet_alpha: Alpha
+    batch_size: Annotated[int, Field(ge=1, le=4096)]
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -249,14 +248,14 @@ class DetectionConfig:
 class Params:
     """The whole of params.yaml."""
 
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
-    data: DataConfig = _field(DataConfig)
-    segmentation: SegmentationConfig = _field(SegmentationConfig)
-    classifier: ClassifierConfig = _field(ClassifierConfig)
-    augment: AugmentConfig = _field(AugmentConfig)
-    evaluation: EvaluationConfig = _field(EvaluationConfig)
-    train: TrainConfig = _field(TrainConfig)
-    detection: DetectionConfig = _field(DetectionConfig)
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    data: DataConfig
+    segmentation: SegmentationConfig
+    classifier: ClassifierConfig
+    augment: AugmentConfig
+    evaluation: EvaluationConfig
+    train: TrainConfig
+    detection: DetectionConfig
 
     @model_validator(mode="after")
     def _window_fits(self):
