@@ -150,6 +150,9 @@ def test_config_is_frozen():
          "classifier.windows", "give some windows per canvas"),
         ({"classifier": {"windows": {"window": 3}}}, "classifier.windows.window", "unknown key"),
         ({"detection": {"max_object_overlap": 1.0}}, "detection.max_object_overlap", "less than 1"),
+        ({"segmentation": {"decoder_filters": [512, 256, 128]}}, "segmentation.decoder_filters", "at least 4 items"),
+        ({"segmentation": {"decoder_filters": [512, 256, 0, 64]}}, "segmentation.decoder_filters.2", "greater than 0"),
+        ({"segmentation": {"decoder_init_std": 0}}, "segmentation.decoder_init_std", "greater than 0"),
     ],
 )
 def test_bad_values_fail_naming_the_key(raw, key, words):

@@ -116,6 +116,10 @@ class SegmentationConfig:
 
     image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)]
     encoder: EncoderConfig
+    # pix2pix decoder: one upsampling block per encoder skip below the deepest (S/32 -> S/2), this wide each
+    decoder_filters: Annotated[tuple[PositiveInt, ...], Field(min_length=4, max_length=4)]
+    decoder_kernel_size: Annotated[int, Field(ge=1, le=15)]  # every transposed convolution's, the logits' included
+    decoder_init_std: Annotated[float, Field(gt=0.0, le=1.0)]  # normal initialiser of the blocks' convolutions
     decoder_dropout: Probability
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
     border_weight: Annotated[float, Field(gt=0.0, le=100.0)]
