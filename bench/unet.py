@@ -26,12 +26,14 @@ GOAL = (">=", 1.0)
 
 
 def _project_params(ctx: Context):
-    """params.yaml with the benchmark's image size and batch size and the tutorial's encoder (untrained)."""
+    """params.yaml with the benchmark's image size and batch size and the tutorial's encoder (untrained) and decoder
+    (bench/reference_unet.py's)."""
     from visionflow.config import parse_params, to_dict
 
     raw = to_dict(ctx.params)
     raw["segmentation"].update(image_size=ctx.sizes.image_size, batch_size=ctx.sizes.batch_size,
-                               encoder={"weights": None, "alpha": 1.0, "trainable": False})
+                               encoder={"weights": None, "alpha": 1.0, "trainable": False},
+                               decoder_filters=[512, 256, 128, 64], decoder_kernel_size=3, decoder_init_std=0.02)
     return parse_params(raw, source="bench/unet.py")
 
 

@@ -64,15 +64,14 @@ def imagenet_weights() -> None:
 @pytest.fixture
 def small_params():
     """The shipped params.yaml, shrunk: few images, one epoch, small sizes."""
-    from visionflow.config import load_params, parse_params, to_dict
+    from visionflow.config import shipped_params
 
-    raw = to_dict(load_params(REPO / "params.yaml"))
-    raw["data"]["synthetic"].update(pets_images=40, pets_min_side=96, pets_max_side=128, flowers_per_class=12)
-    raw["segmentation"].update(image_size=64, epochs=1, batch_size=8)
-    raw["classifier"].update(image_size=64, epochs=1, batch_size=8)
-    raw["classifier"]["windows"].update(canvases=8)
-    raw["detection"].update(num_images=4, canvas_size=128, batch_size=16)
-    return parse_params(raw, source="small_params")
+    return shipped_params({
+        "data": {"synthetic": {"pets_images": 40, "pets_min_side": 96, "pets_max_side": 128, "flowers_per_class": 12}},
+        "segmentation": {"image_size": 64, "epochs": 1, "batch_size": 8},
+        "classifier": {"image_size": 64, "epochs": 1, "batch_size": 8, "windows": {"canvases": 8}},
+        "detection": {"num_images": 4, "canvas_size": 128, "batch_size": 16},
+    })
 
 
 def fresh_shell_env(**extra: str) -> dict[str, str]:

@@ -17,21 +17,21 @@ from visionflow.cli import main
 @pytest.fixture(scope="module")
 def unet_file(tmp_path_factory):
     """An (untrained) U-Net saved the way the training stage saves it."""
-    from visionflow.config import parse_params
+    from visionflow.config import shipped_params
     from visionflow.models.segmentation import build_unet
 
     path = tmp_path_factory.mktemp("models") / "segmentation.keras"
-    build_unet(parse_params({"segmentation": {"image_size": 64}}).segmentation).save(path)
+    build_unet(shipped_params({"segmentation": {"image_size": 64}}).segmentation).save(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def classifier_file(tmp_path_factory):
-    from visionflow.config import parse_params
+    from visionflow.config import shipped_params
     from visionflow.models.classifier import build_classifier
 
     path = tmp_path_factory.mktemp("models") / "classifier.keras"
-    build_classifier(parse_params({"classifier": {"image_size": 64}}).classifier, num_classes=5).save(path)
+    build_classifier(shipped_params({"classifier": {"image_size": 64}}).classifier, num_classes=5).save(path)
     return path
 
 
@@ -89,11 +89,11 @@ def test_predict_detection_draws_boxes_only_where_a_flower_wins(tmp_path, capsys
 
 def _background_classifier(path, flower, background):
     """A 64-px classifier with background whose every image scores `flower` for tulips and `background`."""
-    from visionflow.config import parse_params
+    from visionflow.config import shipped_params
     from visionflow.data.layout import CLASS_NAMES
     from visionflow.models.classifier import build_classifier
 
-    model = build_classifier(parse_params({"classifier": {"image_size": 64}}).classifier, num_classes=5,
+    model = build_classifier(shipped_params({"classifier": {"image_size": 64}}).classifier, num_classes=5,
                              background=True)
     probs = np.full(6, (1.0 - flower - background) / 4, np.float32)
     probs[CLASS_NAMES.index("tulips")], probs[5] = flower, background

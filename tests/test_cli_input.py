@@ -73,7 +73,7 @@ def given(tmp_path_factory) -> dict[str, Path]:
     """What a user may pass: the pipeline's two models (small), files that are not models, images, datasets."""
     import keras
 
-    from visionflow.config import parse_params
+    from visionflow.config import shipped_params
     from visionflow.data.synthetic import generate_flowers, generate_pets
     from visionflow.models.classifier import build_classifier
     from visionflow.models.segmentation import build_unet
@@ -81,8 +81,8 @@ def given(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("given")
     files = {name: root / name for name in ("segmentation.keras", "classifier.keras", "random.keras", "random.zip",
                                             "lfs.keras", "notes.txt", "ok.png", "corrupt.jpg", "huge.jpg")}
-    build_unet(parse_params({"segmentation": {"image_size": 64}}).segmentation).save(files["segmentation.keras"])
-    build_classifier(parse_params({"classifier": {"image_size": 64}}).classifier, num_classes=5).save(
+    build_unet(shipped_params({"segmentation": {"image_size": 64}}).segmentation).save(files["segmentation.keras"])
+    build_classifier(shipped_params({"classifier": {"image_size": 64}}).classifier, num_classes=5).save(
         files["classifier.keras"])
     files["gray.keras"] = root / "gray.keras"  # a classifier of grayscale images, not the pipeline's
     keras.Sequential([keras.Input((64, 64, 1)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)]).save(

@@ -1,12 +1,30 @@
-"""params.yaml -> frozen dataclasses: the shipped file loads, and bad values fail naming the key."""
+"""params.yaml -> frozen dataclasses: every shipped config loads, every key is required, and bad values fail naming
+the key."""
 
 import dataclasses
+import json
+import typing
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
-from visionflow.config import ConfigError, Params, load_params, parse_params, to_dict
+from visionflow.config import (
+    ConfigError,
+    FineTuneConfig,
+    Params,
+    SplitFractions,
+    WindowsConfig,
+    flatten,
+    load_params,
+    merge,
+    parse_params,
+    shipped_params,
+    to_dict,
+)
+
+SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
+OVERLAYS = sorted((REPO / "configs").glob("*.yaml"))
 
 
 def test_shipped_params_load_with_seed_on_top():
@@ -17,14 +35,86 @@ def test_shipped_params_load_with_seed_on_top():
     assert params.segmentation.encoder.weights is None  # the default path needs no download
 
 
-def test_shipped_params_equal_code_defaults_where_documented():
-    # Every key of params.yaml is a field: round-tripping through to_dict changes nothing.
+def test_the_overlays_are_found():
+    assert {"real.yaml", "real-base.yaml"} <= {path.name for path in OVERLAYS}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda path: path.name)
+def test_every_shipped_overlay_validates_on_top_of_params_yaml(overlay):
+    # As `make run-real` / `make sweep SETTINGS=...` apply it: its leaves become -S flags that DVC's override
+    # parser applies to a copy of params.yaml, and the result is validated.
+    from visionflow.experiment import apply
+    from visionflow.overrides import overrides
+
+    params = apply(REPO / "params.yaml", overrides(overlay, REPO / "params.yaml"), label=overlay.name)
+    assert isinstance(params, Params)
+    got = json.loads(json.dumps(flatten(to_dict(params))))  # tuples as lists, as YAML has them
+    for key, value in flatten(yaml.safe_load(overlay.read_text())).items():
+        assert got[key] == value, key
+
+
+def _without(raw: dict, key: str) -> dict:
+    out = merge(raw, {})
+    *sections, last = key.split(".")
+    inner = out
+    for section in sections:
+        inner[section] = dict(inner[section])
+        inner = inner[section]
+    del inner[last]
+    return out
+
+
+@pytest.mark.parametrize("key", [*SHIPPED, *flatten(SHIPPED)])
+def test_every_key_is_required_and_a_missing_one_is_named(key):
+    # The dataclasses have no defaults: params.yaml is the one place values live.
+    with pytest.raises(ConfigError) as err:
+        parse_params(_without(SHIPPED, key), source="params.yaml")
+    lines = str(err.value).splitlines()
+    assert lines == ["params.yaml: invalid parameters",
+                     f"  {key}: missing; add it (every key is required: copy it from the params.yaml shipped with "
+                     "visionflow)"]
+
+
+def test_no_config_field_has_a_default():
+    todo, seen = [Params], set()
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        types = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING, (
+                f"{cls.__name__}.{field.name}: a default in code; its value belongs in params.yaml")
+            if dataclasses.is_dataclass(types[field.name]) and types[field.name] not in seen:
+                todo.append(types[field.name])
+    assert {SplitFractions, FineTuneConfig, WindowsConfig} <= seen  # the walk reaches the subsections
+
+
+def test_an_unknown_key_in_params_yaml_is_named(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(merge(SHIPPED, {"segmentation": {"fine_tune": {"epoch": 2}}, "tracking": {}}),
+                                   sort_keys=False))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{path}: invalid parameters"
+    assert sorted(lines[1:]) == [
+        "  segmentation.fine_tune.epoch: unknown key (check its spelling against the params.yaml shipped with "
+        "visionflow) (got 2)",
+        "  tracking: unknown key (check its spelling against the params.yaml shipped with visionflow) (got {})"]
+
+
+def test_shipped_params_merges_onto_params_yaml_and_round_trips():
     params = load_params(REPO / "params.yaml")
-    assert parse_params(to_dict(params)) == params
+    assert shipped_params() == params and parse_params(to_dict(params)) == params
+    changed = shipped_params({"segmentation": {"encoder": {"alpha": 0.5}}, "classifier": {"filters": [8, 16]}})
+    assert changed.segmentation.encoder == dataclasses.replace(params.segmentation.encoder, alpha=0.5)
+    assert changed.classifier.filters == (8, 16)
+    assert dataclasses.replace(changed, segmentation=params.segmentation,
+                               classifier=params.classifier) == params  # nothing else moved
 
 
 def test_config_is_frozen():
-    params = parse_params({})
+    params = shipped_params()
     with pytest.raises(dataclasses.FrozenInstanceError):
         params.seed = 1  # type: ignore[misc]
 
@@ -60,11 +150,14 @@ def test_config_is_frozen():
          "classifier.windows", "give some windows per canvas"),
         ({"classifier": {"windows": {"window": 3}}}, "classifier.windows.window", "unknown key"),
         ({"detection": {"max_object_overlap": 1.0}}, "detection.max_object_overlap", "less than 1"),
+        ({"segmentation": {"decoder_filters": [512, 256, 128]}}, "segmentation.decoder_filters", "at least 4 items"),
+        ({"segmentation": {"decoder_filters": [512, 256, 0, 64]}}, "segmentation.decoder_filters.2", "greater than 0"),
+        ({"segmentation": {"decoder_init_std": 0}}, "segmentation.decoder_init_std", "greater than 0"),
     ],
 )
 def test_bad_values_fail_naming_the_key(raw, key, words):
     with pytest.raises(ConfigError) as err:
-        parse_params(raw)
+        shipped_params(raw)
     message = str(err.value)
     assert f"  {key}" in message or message.startswith(key), message
     assert words in message, message
@@ -72,9 +165,9 @@ def test_bad_values_fail_naming_the_key(raw, key, words):
 
 def test_bad_augment_op_names_the_op():
     with pytest.raises(ConfigError, match=r"augment.classifier: \[0\] random_rotation"):
-        parse_params({"augment": {"classifier": [{"op": "random_rotation", "factor": 3.0}]}})
+        shipped_params({"augment": {"classifier": [{"op": "random_rotation", "factor": 3.0}]}})
     with pytest.raises(ConfigError, match="augment.segmentation"):
-        parse_params({"augment": {"segmentation": [{"op": "no_such_op"}]}})
+        shipped_params({"augment": {"segmentation": [{"op": "no_such_op"}]}})
 
 
 def test_load_params_errors_name_the_file(tmp_path):
@@ -90,7 +183,5 @@ def test_load_params_errors_name_the_file(tmp_path):
 
 
 def test_a_fold_outside_the_folds_is_refused():
-    from visionflow.config import parse_params
-
     with pytest.raises(ConfigError, match=r"data.fold: 3 is not a fold of data.folds: 3 \(folds count from 0"):
-        parse_params({"data": {"folds": 3, "fold": 3}}, source="test")
+        shipped_params({"data": {"folds": 3, "fold": 3}})

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from visionflow import distribute
-from visionflow.config import ConfigError, TrainConfig, parse_params, to_dict
+from visionflow.config import ConfigError, parse_params, shipped_params, to_dict
 
 REPO = Path(__file__).resolve().parents[1]
-MULTI = TrainConfig(distribution="multi_worker")
+MULTI = shipped_params({"train": {"distribution": "multi_worker"}}).train
 
 
 def _free_ports(n: int) -> list[int]:
@@ -53,9 +53,7 @@ def pets_cache(tmp_path_factory):
 
 
 def _params(tmp_path: Path, **train) -> Path:
-    raw = to_dict(parse_params({}))
-    raw["segmentation"].update(image_size=32, epochs=2, batch_size=4)
-    raw["train"].update(train)
+    raw = to_dict(shipped_params({"segmentation": {"image_size": 32, "epochs": 2, "batch_size": 4}, "train": train}))
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -81,7 +79,7 @@ def test_the_chief_is_worker_0_unless_the_cluster_names_one():
     assert not distribute.is_chief(MULTI, {"TF_CONFIG": _tf_config(workers, 1)})
     with_chief = {"cluster": {"chief": ["127.0.0.1:1999"], "worker": workers}, "task": {"type": "worker", "index": 0}}
     assert not distribute.is_chief(MULTI, {"TF_CONFIG": json.dumps(with_chief)})
-    assert distribute.is_chief(TrainConfig(distribution="mirrored"), {})
+    assert distribute.is_chief(shipped_params({"train": {"distribution": "mirrored"}}).train, {})
 
 
 def test_the_stage_refuses_multi_worker_without_tf_config_before_any_work(pets_cache, tmp_path):

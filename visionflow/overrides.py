@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from visionflow.config import flatten, load_params, parse_params, to_dict
+from visionflow.config import flatten, load_params, merge, parse_params, to_dict
 
 
 def _value(value: Any) -> str:
@@ -25,14 +25,6 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
-
-
-def merge(base: dict, change: dict) -> dict:
-    """Recursive dict update; lists and scalars are replaced."""
-    out = dict(base)
-    for key, value in change.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def overrides(path: Path, params: Path = Path("params.yaml")) -> list[str]:

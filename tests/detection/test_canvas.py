@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from visionflow.config import ConfigError, DetectionConfig
+from visionflow.config import ConfigError, DetectionConfig, shipped_params
 from visionflow.detection import build_canvases, iou, mask_box
 
 NAMES = ("a", "b", "c")
@@ -22,7 +24,7 @@ def split():
 def _cfg(**kw) -> DetectionConfig:
     base = dict(num_images=5, canvas_size=96, min_objects=2, max_objects=3, min_object_scale=0.3,
                 max_object_scale=0.45, max_object_overlap=0.3)
-    return DetectionConfig(**{**base, **kw})
+    return dataclasses.replace(shipped_params().detection, **{**base, **kw})
 
 
 def test_same_seed_same_canvases_other_seed_other_canvases(split):

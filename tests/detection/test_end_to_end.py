@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from visionflow.config import DetectionConfig
+from visionflow.config import shipped_params
 from visionflow.detection import (
     STRATEGIES,
     build_canvases,
@@ -51,7 +51,8 @@ def test_trained_classifier_detects_far_above_random(small_params):
     assert model.evaluate(test_x, test_y, verbose=0)[1] > 0.9
 
     # Objects about the window's footprint (32 px windows on a 64 px canvas at upscale 1), so windows can fit them.
-    det = DetectionConfig(
+    det = dataclasses.replace(
+        shipped_params().detection,
         num_images=12, canvas_size=64, upscale=1.0, stride=8, min_objects=1, max_objects=2,
         min_object_scale=0.45, max_object_scale=0.55, score_threshold=0.5, nms_iou=0.3,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 from keras.src.utils import file_utils
 
-from visionflow.config import DetectionConfig
+from visionflow.config import shipped_params
 from visionflow.detection import build_canvases, strategy_scores
 from visionflow.detection.imagenet import (
     SPECIES,
@@ -69,7 +71,8 @@ def test_split_reproduces_the_whole_imagenet_model(imagenet_weights):
     np.testing.assert_allclose(classifier.head(classifier.backbone(images)).numpy(), whole, atol=1e-6)
     np.testing.assert_allclose(whole, top(images * 2 - 1).numpy(), atol=1e-6)  # [0, 1] in, [-1, 1] for Keras
 
-    cfg = DetectionConfig(canvas_size=128, upscale=2.0, stride=32)  # 256 px: 2x2 windows of 224
+    # 256 px: 2x2 windows of 224
+    cfg = dataclasses.replace(shipped_params().detection, canvas_size=128, upscale=2.0, stride=32)
     # (crops runs `model`, checked against backbone + head above)
     scores = strategy_scores(classifier, images[:1, :128, :128], cfg, 224, strategies=("feature_crops", "dense"))
     assert scores["dense"].shape == (1, 4, 2)
@@ -84,7 +87,7 @@ def test_pet_canvases_take_boxes_from_the_pet_masks():
     images = rng.random((6, 48, 48, 3), dtype=np.float32)
     masks = np.zeros((6, 48, 48), bool)
     masks[:, 12:36, 8:40] = True  # the pet fills a 24 x 32 box inside its square
-    cfg = DetectionConfig(num_images=3, canvas_size=128, min_objects=1, max_objects=2)
+    cfg = dataclasses.replace(shipped_params().detection, num_images=3, canvas_size=128, min_objects=1, max_objects=2)
     canvases = build_canvases(images, np.array([0, 1] * 3), cfg, seed=0, class_names=SPECIES, masks=masks)
     for gt in canvases.ground_truth:
         heights, widths = gt.boxes[:, 2] - gt.boxes[:, 0], gt.boxes[:, 3] - gt.boxes[:, 1]

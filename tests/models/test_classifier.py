@@ -143,10 +143,11 @@ def test_saved_model_files_are_byte_reproducible_and_load(tmp_path):
     import sys
 
     script = (
-        "import keras, sys; from visionflow.config import ClassifierConfig; "
+        "import keras, sys; from visionflow.config import shipped_params; "
         "from visionflow.models.classifier import build_classifier; from visionflow.models.saving import save_model; "
         "keras.utils.set_random_seed(0); "
-        "save_model(build_classifier(ClassifierConfig(image_size=32), num_classes=5), sys.argv[1])"
+        "cfg = shipped_params({'classifier': {'image_size': 32}}).classifier; "
+        "save_model(build_classifier(cfg, num_classes=5), sys.argv[1])"
     )
     for name in ("a.keras", "b.keras"):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, capture_output=True)

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from visionflow.models.segmentation import (
-    DECODER_FILTERS,
     SKIP_LAYERS,
     build_unet,
     compile_segmentation,
@@ -41,9 +40,11 @@ def test_unet_gives_logits_per_pixel_and_uses_the_five_skips(seg_cfg):
     assert isinstance(encoder, keras.Model)
     assert [encoder.get_layer(name).output for name in SKIP_LAYERS] == list(encoder.outputs)
     assert [tuple(o.shape[1:3]) for o in encoder.outputs] == [(size // s, size // s) for s in (2, 4, 8, 16, 32)]
-    # One pix2pix block per skip below the deepest, with the reference widths.
-    widths = [model.get_layer(f"upsample_{i}").layers[0].filters for i in range(len(DECODER_FILTERS))]
-    assert widths == list(DECODER_FILTERS)
+    # One pix2pix block per skip below the deepest, with the reference widths (params.yaml's).
+    blocks = [model.get_layer(f"upsample_{i}").layers[0] for i in range(len(SKIP_LAYERS) - 1)]
+    assert [b.filters for b in blocks] == list(seg_cfg.decoder_filters) == [512, 256, 128, 64]
+    assert {b.kernel_size for b in blocks} == {(seg_cfg.decoder_kernel_size,) * 2} == {(3, 3)}
+    assert {b.kernel_initializer.stddev for b in blocks} == {seg_cfg.decoder_init_std} == {0.02}
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.get_layer("upsample_0").layers)
 
 
@@ -151,9 +152,9 @@ def test_unet_save_load_round_trip(seg_cfg, tmp_path):
 def test_batchnorm_momentum_comes_from_params():
     # Keras' MobileNetV2 ships momentum 0.999; with a few hundred steps the moving statistics would stay
     # near their initial values and the model would fail at inference.
-    from visionflow.config import SegmentationConfig
+    from visionflow.config import shipped_params
 
-    cfg = dataclasses.replace(SegmentationConfig(image_size=64), batchnorm_momentum=0.8)
+    cfg = shipped_params({"segmentation": {"image_size": 64, "batchnorm_momentum": 0.8}}).segmentation
     model = build_unet(cfg)
     norms = [l for l in model._flatten_layers(include_self=False, recursive=True)
              if isinstance(l, keras.layers.BatchNormalization)]

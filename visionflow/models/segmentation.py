@@ -19,20 +19,19 @@ SKIP_LAYERS = (
     "block_13_expand_relu",  # S/16
     "block_16_project",  # S/32
 )
-# Reference (pix2pix) decoder: one upsampling block per skip from S/32 back to S/2, with these widths.
-DECODER_FILTERS = (512, 256, 128, 64)
-DECODER_KERNEL = 3
 
 
-def upsample(filters: int, size: int, dropout: float = 0.0, name: str | None = None) -> keras.Sequential:
-    """pix2pix upsample block: stride-2 Conv2DTranspose -> BatchNorm -> (Dropout) -> ReLU."""
+def upsample(
+    filters: int, size: int, init_std: float, dropout: float = 0.0, name: str | None = None
+) -> keras.Sequential:
+    """pix2pix upsample block: stride-2 Conv2DTranspose (N(0, init_std) weights) -> BatchNorm -> (Dropout) -> ReLU."""
     block = [
         layers.Conv2DTranspose(
             filters,
             size,
             strides=2,
             padding="same",
-            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.02),
+            kernel_initializer=keras.initializers.RandomNormal(0.0, init_std),
             use_bias=False,
         ),
         layers.BatchNormalization(),
@@ -62,12 +61,14 @@ def build_unet(cfg: SegmentationConfig, num_classes: int = 3) -> keras.Model:
     x = layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)  # MobileNetV2 expects [-1, 1]
     skips = build_encoder(cfg)(x)  # (B, S/2 .. S/32, ., C_i)
     x = skips[-1]  # (B, S/32, S/32, C)
-    for i, (filters, skip) in enumerate(zip(DECODER_FILTERS, reversed(skips[:-1]))):
+    # pix2pix decoder (segmentation.decoder_*): one upsampling block per skip from S/32 back to S/2.
+    for i, (filters, skip) in enumerate(zip(cfg.decoder_filters, reversed(skips[:-1]), strict=True)):
         # Double the resolution, then join the encoder's features at that resolution.
-        x = upsample(filters, DECODER_KERNEL, cfg.decoder_dropout, name=f"upsample_{i}")(x)
+        x = upsample(filters, cfg.decoder_kernel_size, cfg.decoder_init_std, cfg.decoder_dropout,
+                     name=f"upsample_{i}")(x)
         x = layers.Concatenate(name=f"skip_{i}")([x, skip])
     # Last stride-2 step back to full size: (B, S/2, S/2, .) -> (B, S, S, num_classes)
-    logits = layers.Conv2DTranspose(num_classes, DECODER_KERNEL, strides=2, padding="same", name="logits",
+    logits = layers.Conv2DTranspose(num_classes, cfg.decoder_kernel_size, strides=2, padding="same", name="logits",
                                     dtype="float32")(x)  # float32 logits under mixed precision
     model = keras.Model(inputs, logits, name="unet")
     set_batchnorm_momentum(model, cfg.batchnorm_momentum)

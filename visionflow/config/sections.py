@@ -1,0 +1,273 @@
+"""params.yaml's sections as frozen dataclasses; each checks its own ranges and cross-field rules.
+
+No field has a default: params.yaml is the one place values live, so a key missing there is an error, not a
+silent fallback (tests and benchmarks start from it with `visionflow.config.shipped_params`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
+
+_STRICT = ConfigDict(extra="forbid")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
+Alpha = Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
+AugmentOps = tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SyntheticConfig:
+    """Size of the generated offline datasets."""
+
+    pets_images: Annotated[int, Field(ge=30, le=20000)]
+    pets_min_side: Annotated[int, Field(ge=64, le=1024)]
+    pets_max_side: Annotated[int, Field(ge=64, le=1024)]
+    flowers_per_class: Annotated[int, Field(ge=10, le=5000)]
+
+    @model_validator(mode="after")
+    def _sides(self):
+        if self.pets_min_side > self.pets_max_side:
+            raise ValueError("pets_min_side must not exceed pets_max_side")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SplitFractions:
+    """Train/val/test fractions of a dataset with no official split (tf_flowers)."""
+
+    train: Fraction
+    val: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sum_to_one(self):
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {self.train + self.val + self.test:g}")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class DataConfig:
+    """Where the images come from and how they are split."""
+
+    source: Literal["synthetic", "directory", "tfds"]
+    pets_dir: str | None
+    flowers_dir: str | None
+    # Content digests of those folders (`sources.folder_digest`), set by `make run-real`: DVC sees the folder
+    # only through params, so without them it would not rerun a preparation when files inside change.
+    pets_digest: str | None
+    flowers_digest: str | None
+    val_fraction: Fraction
+    flowers_split: SplitFractions
+    max_image_side: Annotated[int, Field(ge=64, le=8192)]
+    # k-fold cross-validation: with folds > 1, fold `fold` (0-based) of all the images is the caches' test split
+    # and the rest is split into train and val as above; one experiment per fold gives a mean +- std.
+    folds: Annotated[int, Field(ge=1, le=20)]
+    fold: Annotated[int, Field(ge=0, le=19)]
+    synthetic: SyntheticConfig
+
+    @model_validator(mode="after")
+    def _fold_in_range(self):
+        if self.fold >= self.folds:
+            raise ValueError(f"data.fold: {self.fold} is not a fold of data.folds: {self.folds} "
+                             f"(folds count from 0: use 0 to {self.folds - 1})")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EncoderConfig:
+    """A MobileNetV2 backbone: ImageNet weights or none, width multiplier, frozen or not."""
+
+    weights: Literal["imagenet"] | None
+    alpha: Alpha
+    trainable: bool
+
+
+@dataclass(frozen=True, config=_STRICT)
+class FineTuneConfig:
+    """Two-phase transfer learning: the model trains with its encoder frozen, then its last `epochs` epochs
+    train the encoder's blocks from `from_block` on as well (BatchNorm layers stay frozen) at `learning_rate`."""
+
+    epochs: Annotated[int, Field(ge=0, le=1000)]  # 0: one phase
+    from_block: Annotated[int, Field(ge=1, le=16)]  # MobileNetV2 block_<n>_*
+    learning_rate: LearningRate
+
+
+def _check_fine_tune(cfg, section: str):
+    if cfg.fine_tune.epochs:
+        if cfg.encoder.trainable:
+            raise ValueError(f"fine_tune.epochs needs {section}.encoder.trainable: false (phase one trains the rest on "
+                             "a frozen encoder; set fine_tune.epochs: 0 to train the whole encoder throughout)")
+        if cfg.fine_tune.epochs >= cfg.epochs:
+            raise ValueError(f"fine_tune.epochs ({cfg.fine_tune.epochs}) must be below {section}.epochs "
+                             f"({cfg.epochs}): they are the last epochs of the run")
+    return cfg
+
+
+@dataclass(frozen=True, config=_STRICT)
+class SegmentationConfig:
+    """U-Net training on Oxford-IIIT Pet trimaps."""
+
+    image_size: Annotated[int, Field(ge=32, le=1024, multiple_of=32)]
+    encoder: EncoderConfig
+    # pix2pix decoder: one upsampling block per encoder skip below the deepest (S/32 -> S/2), this wide each
+    decoder_filters: Annotated[tuple[PositiveInt, ...], Field(min_length=4, max_length=4)]
+    decoder_kernel_size: Annotated[int, Field(ge=1, le=15)]  # every transposed convolution's, the logits' included
+    decoder_init_std: Annotated[float, Field(gt=0.0, le=1.0)]  # normal initialiser of the blocks' convolutions
+    decoder_dropout: Probability
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
+    border_weight: Annotated[float, Field(gt=0.0, le=100.0)]
+    dice_weight: Annotated[float, Field(ge=0.0, le=100.0)]
+    lr_schedule: Literal["constant", "cosine"]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    fine_tune: FineTuneConfig
+    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    learning_rate: LearningRate
+    shuffle_buffer: PositiveInt
+
+    @model_validator(mode="after")
+    def _fine_tune(self):
+        return _check_fine_tune(self, "segmentation")
+
+
+@dataclass(frozen=True, config=_STRICT)
+class WindowsConfig:
+    """Detection windows the classifier also learns from: canvases built from training-split objects as detection
+    builds its evaluation canvases from the test split, cut into windows the way the detector sees them. Windows
+    without an object, or cutting one off, are the class "background", so detection can say "nothing here"."""
+
+    canvases: Annotated[int, Field(ge=0, le=100000)]  # training canvases (0: no windows, no background class)
+    objects: Annotated[int, Field(ge=0, le=1000)]  # windows per canvas centred on an object: IoU >= object_iou
+    background: Annotated[int, Field(ge=0, le=1000)]  # windows per canvas touching no object
+    # windows per canvas cutting an object off (0 < IoU <= partial_iou with every object), drawn by their IoU
+    partial: Annotated[int, Field(ge=0, le=1000)]
+    object_iou: Annotated[float, Field(gt=0.0, le=1.0)]
+    partial_iou: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+    @model_validator(mode="after")
+    def _ious(self):
+        if self.partial_iou >= self.object_iou:
+            raise ValueError(f"partial_iou ({self.partial_iou:g}) must be below object_iou ({self.object_iou:g}): a "
+                             "window cannot be both background and an object")
+        if self.canvases and not self.objects + self.background + self.partial:
+            raise ValueError("canvases > 0 but objects, background and partial are all 0: give some windows per "
+                             "canvas, or set canvases: 0")
+        return self
+
+    @property
+    def has_background(self) -> bool:
+        """Whether the classifier learns the class "background" (one output more)."""
+        return self.canvases > 0 and self.background + self.partial > 0
+
+
+@dataclass(frozen=True, config=_STRICT)
+class ClassifierConfig:
+    """Flowers classifier: backbone + head."""
+
+    backbone: Literal["small_cnn", "mobilenet_v2"]
+    image_size: Annotated[int, Field(ge=32, le=1024)]
+    encoder: EncoderConfig
+    filters: tuple[PositiveInt, ...]
+    dense_units: PositiveInt
+    dropout: Probability
+    batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    windows: WindowsConfig
+    lr_schedule: Literal["constant", "cosine"]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    fine_tune: FineTuneConfig
+    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    learning_rate: LearningRate
+    shuffle_buffer: PositiveInt
+
+    @model_validator(mode="after")
+    def _fine_tune(self):
+        if self.fine_tune.epochs and self.backbone != "mobilenet_v2":
+            raise ValueError("fine_tune.epochs needs classifier.backbone: mobilenet_v2 (an encoder to unfreeze)")
+        return _check_fine_tune(self, "classifier")
+
+
+@dataclass(frozen=True, config=_STRICT)
+class AugmentConfig:
+    """Augmentation pipelines; each op is a mapping with an `op` name and its arguments."""
+
+    placement: Literal["model", "dataset"]
+    offline_copies: Annotated[int, Field(ge=0, le=100)]
+    classifier: AugmentOps
+    segmentation: AugmentOps
+
+
+@dataclass(frozen=True, config=_STRICT)
+class EvaluationConfig:
+    """How the segmentation and classifier evaluation stages predict."""
+
+    test_time_flip: bool  # average the softmax of each test image and of its horizontal mirror
+
+
+@dataclass(frozen=True, config=_STRICT)
+class TrainConfig:
+    """Where and how the training stages run (visionflow.distribute); the batch sizes above are per replica."""
+
+    distribution: Literal["none", "mirrored", "multi_worker"]
+    mixed_precision: bool  # float16 compute, float32 weights and outputs (GPUs with compute capability 7+)
+    jit_compile: bool  # XLA-compile the training step
+
+
+@dataclass(frozen=True, config=_STRICT)
+class DetectionConfig:
+    """Sliding-window detection over the classifier, and its evaluation set."""
+
+    classifier: Literal["pipeline", "imagenet"]
+    strategy: Literal["crops", "feature_crops", "dense"]
+    upscale: Annotated[float, Field(ge=1.0, le=8.0)]
+    stride: Annotated[int, Field(gt=0, le=1024)]
+    num_images: Annotated[int, Field(ge=1, le=10000)]
+    canvas_size: Annotated[int, Field(ge=32, le=4096)]
+    min_objects: Annotated[int, Field(ge=1, le=16)]
+    max_objects: Annotated[int, Field(ge=1, le=16)]
+    min_object_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_object_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_object_overlap: Annotated[float, Field(ge=0.0, lt=1.0)]  # IoU two objects of a canvas may share
+    score_threshold: Probability
+    nms_iou: Annotated[float, Field(gt=0.0, le=1.0)]
+    imagenet_alpha: Alpha
+    batch_size: Annotated[int, Field(ge=1, le=4096)]
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.min_objects > self.max_objects:
+            raise ValueError("min_objects must not exceed max_objects")
+        if self.min_object_scale > self.max_object_scale:
+            raise ValueError("min_object_scale must not exceed max_object_scale")
+        return self
+
+
+@dataclass(frozen=True, config=_STRICT)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    data: DataConfig
+    segmentation: SegmentationConfig
+    classifier: ClassifierConfig
+    augment: AugmentConfig
+    evaluation: EvaluationConfig
+    train: TrainConfig
+    detection: DetectionConfig
+
+    @model_validator(mode="after")
+    def _window_fits(self):
+        upscaled = int(self.detection.canvas_size * self.detection.upscale)
+        if self.classifier.image_size > upscaled:
+            raise ValueError(
+                f"detection: the window (classifier.image_size={self.classifier.image_size}) is larger than the "
+                f"upscaled image (detection.canvas_size * detection.upscale = {upscaled}); raise "
+                "detection.upscale or detection.canvas_size, or lower classifier.image_size"
+            )
+        return self
