@@ -74,7 +74,9 @@ class Context:
         from visionflow.data import synthetic
 
         s = self.sizes
-        return synthetic.generate_pets(self.workdir / "release", s.images, s.min_side, s.max_side, self.params.seed)
+        syn = self.params.data.synthetic
+        return synthetic.generate_pets(self.workdir / "release", s.images, s.min_side, s.max_side, self.params.seed,
+                                       jpeg_quality=syn.jpeg_quality)
 
     @property
     def data_name(self) -> str:
@@ -112,7 +114,10 @@ class Context:
         from visionflow.data.tfds_source import open_prepared
 
         params, size = self.params, self.sizes.classifier_size
-        root = synthetic.generate_flowers(self.workdir / "flowers", self.sizes.flowers_per_class, params.seed)
+        syn = params.data.synthetic
+        root = synthetic.generate_flowers(self.workdir / "flowers", self.sizes.flowers_per_class, params.seed,
+                                          size_range=(syn.flowers_min_side, syn.flowers_max_side),
+                                          jpeg_quality=syn.jpeg_quality)
         flowers.prepare_local(root, self.workdir / "flowers_prepared", max_image_side=params.data.max_image_side)
         builder = open_prepared(self.workdir / "flowers_prepared")
         split = params.data.flowers_split

@@ -136,8 +136,9 @@ def tfds_on_local_files(tmp_path, monkeypatch):
     from visionflow.data import flowers, pets, synthetic
     from visionflow.data.report import DataReport
 
-    pets_root = synthetic.generate_pets(tmp_path / "release" / "pets", 24, 64, 96, seed=0)
-    flowers_root = synthetic.generate_flowers(tmp_path / "release" / "flowers", 6, seed=0, size_range=(64, 96))
+    pets_root = synthetic.generate_pets(tmp_path / "release" / "pets", 24, 64, 96, seed=0, jpeg_quality=90)
+    flowers_root = synthetic.generate_flowers(tmp_path / "release" / "flowers", 6, seed=0, size_range=(64, 96),
+                                              jpeg_quality=90)
     pet_splits = {split: pets.parse_release(pets_root, name)[0] for split, name in pets.SPLIT_LISTS.items()}
     flower_items = flowers.parse_folder(flowers_root)[0]
     asked = []

@@ -39,8 +39,8 @@ def repo(tmp_path_factory) -> Path:
     for name, data in PRESERVED.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes(data)
-    generate_pets(root / "pets", n_images=12, min_side=64, max_side=96, seed=0)
-    generate_flowers(root / "flowers", per_class=3, seed=0, size_range=(64, 96))
+    generate_pets(root / "pets", n_images=12, min_side=64, max_side=96, seed=0, jpeg_quality=90)
+    generate_flowers(root / "flowers", per_class=3, seed=0, size_range=(64, 96), jpeg_quality=90)
     return repo
 
 

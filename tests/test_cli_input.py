@@ -100,8 +100,8 @@ def given(tmp_path_factory) -> dict[str, Path]:
     # A 24-megapixel photo: upscaled 2x for detection without the max-side cap, it exhausted the memory.
     small = (rng.random((40, 60, 3)) * 255).astype(np.uint8)
     Image.fromarray(small).resize((6000, 4000), Image.BILINEAR).save(files["huge.jpg"], quality=85)
-    files["flowers"] = generate_flowers(root / "flowers", per_class=2, seed=0, size_range=(64, 96))
-    files["pets"] = generate_pets(root / "pets", n_images=74, min_side=64, max_side=96, seed=0)
+    files["flowers"] = generate_flowers(root / "flowers", per_class=2, seed=0, size_range=(64, 96), jpeg_quality=90)
+    files["pets"] = generate_pets(root / "pets", n_images=74, min_side=64, max_side=96, seed=0, jpeg_quality=90)
     files["folder"] = root
     return files
 

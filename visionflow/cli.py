@@ -201,12 +201,15 @@ def predict_detection(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}, runs, models."""
-    from visionflow.cli_checks import BATCH_SIZE, DEFAULT_IMAGE_SIDE, IMAGE_SIDE, Parser, int_range
+    from visionflow.cli_checks import Parser, int_range
+    from visionflow.config import shipped_params
+    from visionflow.config.sections import BATCH_SIZE_RANGE, IMAGE_SIDE_RANGE
     from visionflow.runs import add_commands
 
-    batch_size, image_side = int_range(*BATCH_SIZE), int_range(*IMAGE_SIDE)
-    side_help = (f"longer sides above it are downscaled first, as the pipeline does ({IMAGE_SIDE[0]} to "
-                 f"{IMAGE_SIDE[1]}, default %(default)s)")
+    batch_size, image_side = int_range(*BATCH_SIZE_RANGE), int_range(*IMAGE_SIDE_RANGE)
+    default_side = shipped_params().data.max_image_side
+    side_help = (f"longer sides above it are downscaled first, as the pipeline does ({IMAGE_SIDE_RANGE[0]} to "
+                 f"{IMAGE_SIDE_RANGE[1]}, default %(default)s: data.max_image_side of the shipped params.yaml)")
     p = Parser(prog="visionflow", description=__doc__)
     verbs = p.add_subparsers(dest="verb", required=True)
     ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
@@ -219,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test", choices=["trainval", "test", "list"], help="which list file")
     s.add_argument("--out", type=Path, help="metrics JSON to write")
     s.add_argument("--batch-size", type=batch_size, default=16)
-    s.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
+    s.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
     s.set_defaults(func=evaluate_segmentation)
 
     c = ev.add_parser("classifier", help="on a flower_photos/ folder: one subfolder per tf_flowers class "
@@ -228,21 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data", type=Path, required=True)
     c.add_argument("--out", type=Path, help="metrics JSON to write")
     c.add_argument("--batch-size", type=batch_size, default=32)
-    c.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
+    c.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
     c.set_defaults(func=evaluate_classifier)
 
     ps = pr.add_parser("segmentation", help="mask and overlay PNGs")
     ps.add_argument("--model", type=Path, required=True)
     ps.add_argument("images", type=Path, nargs="+")
     ps.add_argument("--out-dir", type=Path, required=True)
-    ps.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
+    ps.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
     ps.set_defaults(func=predict_segmentation)
 
     pc = pr.add_parser("classifier", help="top-k classes")
     pc.add_argument("--model", type=Path, required=True)
     pc.add_argument("images", type=Path, nargs="+")
     pc.add_argument("--top-k", type=int_range(1), default=3, help="at most the model's classes")
-    pc.add_argument("--max-image-side", type=image_side, default=DEFAULT_IMAGE_SIDE, help=side_help)
+    pc.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
     pc.set_defaults(func=predict_classifier)
 
     pd = pr.add_parser("detection", help="boxes drawn on the images")

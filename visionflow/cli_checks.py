@@ -12,9 +12,6 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-BATCH_SIZE = (1, 1024)  # the bounds of segmentation.batch_size and classifier.batch_size in params.yaml
-IMAGE_SIDE = (64, 8192)  # the bounds of data.max_image_side in params.yaml
-DEFAULT_IMAGE_SIDE = 1024  # data.max_image_side's default
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _EXAMPLE = {"classifier": "models/classifier.keras", "segmentation": "models/segmentation.keras",
             "detection": "models/classifier.keras"}

@@ -38,12 +38,12 @@ def _read_list(path: Path) -> list[tuple[str, int, int, int]]:
 
 @pytest.fixture(scope="module")
 def pets(tmp_path_factory) -> Path:
-    return generate_pets(tmp_path_factory.mktemp("pets") / "release", 12, 64, 96, seed=3)
+    return generate_pets(tmp_path_factory.mktemp("pets") / "release", 12, 64, 96, seed=3, jpeg_quality=90)
 
 
 @pytest.fixture(scope="module")
 def flowers(tmp_path_factory) -> Path:
-    return generate_flowers(tmp_path_factory.mktemp("flowers") / "raw", 4, seed=3, size_range=(64, 96))
+    return generate_flowers(tmp_path_factory.mktemp("flowers") / "raw", 4, seed=3, size_range=(64, 96), jpeg_quality=90)
 
 
 def test_pets_release_layout(pets):
@@ -118,8 +118,8 @@ def test_release_breeds_are_the_tfds_classes():
 
 
 def test_pets_are_deterministic(pets, tmp_path):
-    again = generate_pets(tmp_path / "again", 12, 64, 96, seed=3)
-    other = generate_pets(tmp_path / "other", 12, 64, 96, seed=4)
+    again = generate_pets(tmp_path / "again", 12, 64, 96, seed=3, jpeg_quality=90)
+    other = generate_pets(tmp_path / "other", 12, 64, 96, seed=4, jpeg_quality=90)
     assert _tree_hashes(again) == _tree_hashes(pets)
     ours, theirs = _tree_hashes(pets), _tree_hashes(other)
     images = [k for k in ours if k.startswith("images/")]
@@ -128,22 +128,22 @@ def test_pets_are_deterministic(pets, tmp_path):
 
 def test_rewrite_replaces_and_a_crash_keeps_the_old_release(tmp_path, monkeypatch):
     out = tmp_path / "pets"
-    generate_pets(out, 12, 64, 80, seed=1)
-    generate_pets(out, 12, 64, 80, seed=2)
-    assert _tree_hashes(out) == _tree_hashes(generate_pets(tmp_path / "fresh", 12, 64, 80, seed=2))
+    generate_pets(out, 12, 64, 80, seed=1, jpeg_quality=90)
+    generate_pets(out, 12, 64, 80, seed=2, jpeg_quality=90)
+    assert _tree_hashes(out) == _tree_hashes(generate_pets(tmp_path / "fresh", 12, 64, 80, seed=2, jpeg_quality=90))
     before = _tree_hashes(out)
     calls = []
 
-    def failing_save(pixels, path):
+    def failing_save(pixels, path, quality):
         calls.append(path)
         if len(calls) == 5:
             raise OSError("disk full")
-        synthetic_save(pixels, path)
+        synthetic_save(pixels, path, quality)
 
     synthetic_save = synthetic.pets._save_jpeg
     monkeypatch.setattr(synthetic.pets, "_save_jpeg", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        generate_pets(out, 12, 64, 80, seed=9)
+        generate_pets(out, 12, 64, 80, seed=9, jpeg_quality=90)
     assert _tree_hashes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "pets"]  # no partial folders left behind
 
@@ -151,22 +151,25 @@ def test_rewrite_replaces_and_a_crash_keeps_the_old_release(tmp_path, monkeypatc
 def test_refuses_to_replace_a_foreign_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match=r": exists and is not a pet release.*refusing to replace it"):
-        generate_pets(tmp_path, 12, 64, 80, seed=0)
+        generate_pets(tmp_path, 12, 64, 80, seed=0, jpeg_quality=90)
     (tmp_path / "flower_photos").mkdir()
     (tmp_path / "flower_photos" / "README").write_text("keep me")
     with pytest.raises(ValueError, match="flower_photos: exists"):
-        generate_flowers(tmp_path, 2, seed=0, size_range=(64, 64))
+        generate_flowers(tmp_path, 2, seed=0, size_range=(64, 64), jpeg_quality=90)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda p: generate_pets(p, 5, 64, 80, 0), r"n_images=5: need at least 12.*pets_images"),
-        (lambda p: generate_pets(p, 12, 90, 80, 0), r"min_side, max_side=90, 80: .*32 <= low <= high.*pets_min_side"),
-        (lambda p: generate_pets(p, 12, 8, 80, 0), r"min_side, max_side=8, 80"),
-        (lambda p: generate_flowers(p, 0, 0), r"per_class=0.*flowers_per_class"),
-        (lambda p: generate_flowers(p, 2, 0, (200, 100)), r"size_range=200, 100: .*pass size_range"),
+        (lambda p: generate_pets(p, 5, 64, 80, 0, jpeg_quality=90), r"n_images=5: need at least 12.*pets_images"),
+        (lambda p: generate_pets(p, 12, 90, 80, 0, jpeg_quality=90),
+         r"min_side, max_side=90, 80: .*32 <= low <= high.*pets_min_side"),
+        (lambda p: generate_pets(p, 12, 8, 80, 0, jpeg_quality=90), r"min_side, max_side=8, 80"),
+        (lambda p: generate_flowers(p, 0, 0, size_range=(160, 320), jpeg_quality=90),
+         r"per_class=0.*flowers_per_class"),
+        (lambda p: generate_flowers(p, 2, 0, size_range=(200, 100), jpeg_quality=90),
+         r"size_range=200, 100: .*data.synthetic.flowers_min_side"),
     ],
 )
 def test_bad_arguments_are_named(tmp_path, call, message):
@@ -181,7 +184,7 @@ def test_unknown_breed_is_named():
 
 
 def test_pets_are_not_trivially_solvable(tmp_path):
-    root = generate_pets(tmp_path / "pets", 36, 64, 96, seed=11)
+    root = generate_pets(tmp_path / "pets", 36, 64, 96, seed=11, jpeg_quality=90)
     fractions, centres, pixels, labels = [], [], [], []
     for img_path in sorted((root / "images").glob("*.jpg")):
         trimap = np.asarray(Image.open(root / "annotations" / "trimaps" / f"{img_path.stem}.png"))
@@ -219,13 +222,14 @@ def test_flowers_layout(flowers):
 
 
 def test_flowers_are_deterministic(flowers, tmp_path):
-    assert _tree_hashes(generate_flowers(tmp_path / "a", 4, seed=3, size_range=(64, 96))) == _tree_hashes(flowers)
-    other = _tree_hashes(generate_flowers(tmp_path / "b", 4, seed=5, size_range=(64, 96)))
+    again = generate_flowers(tmp_path / "a", 4, seed=3, size_range=(64, 96), jpeg_quality=90)
+    assert _tree_hashes(again) == _tree_hashes(flowers)
+    other = _tree_hashes(generate_flowers(tmp_path / "b", 4, seed=5, size_range=(64, 96), jpeg_quality=90))
     assert not set(other.values()) & set(_tree_hashes(flowers).values())
 
 
 def test_flowers_are_not_solvable_by_mean_colour(tmp_path):
-    root = generate_flowers(tmp_path, 12, seed=7, size_range=(64, 80))
+    root = generate_flowers(tmp_path, 12, seed=7, size_range=(64, 80), jpeg_quality=90)
     x, y = [], []
     for c, cls in enumerate(GENERATION_ORDER):
         for f in sorted((root / cls).glob("*.jpg")):

@@ -19,6 +19,10 @@ Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
 Alpha = Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
 AugmentOps = tuple[dict[str, Any], ...]
+# Bounds the command line checks too (visionflow.cli_checks).
+BATCH_SIZE_RANGE = (1, 1024)
+IMAGE_SIDE_RANGE = (64, 8192)
+BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE[0], le=BATCH_SIZE_RANGE[1])]
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -29,11 +33,16 @@ class SyntheticConfig:
     pets_min_side: Annotated[int, Field(ge=64, le=1024)]
     pets_max_side: Annotated[int, Field(ge=64, le=1024)]
     flowers_per_class: Annotated[int, Field(ge=10, le=5000)]
+    flowers_min_side: Annotated[int, Field(ge=32, le=1024)]
+    flowers_max_side: Annotated[int, Field(ge=32, le=1024)]
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)]  # of every generated photo (Pillow's quality scale)
 
     @model_validator(mode="after")
     def _sides(self):
         if self.pets_min_side > self.pets_max_side:
             raise ValueError("pets_min_side must not exceed pets_max_side")
+        if self.flowers_min_side > self.flowers_max_side:
+            raise ValueError("flowers_min_side must not exceed flowers_max_side")
         return self
 
 
@@ -65,7 +74,7 @@ class DataConfig:
     flowers_digest: str | None
     val_fraction: Fraction
     flowers_split: SplitFractions
-    max_image_side: Annotated[int, Field(ge=64, le=8192)]
+    max_image_side: Annotated[int, Field(ge=IMAGE_SIDE_RANGE[0], le=IMAGE_SIDE_RANGE[1])]
     # k-fold cross-validation: with folds > 1, fold `fold` (0-based) of all the images is the caches' test split
     # and the rest is split into train and val as above; one experiment per fold gives a mean +- std.
     folds: Annotated[int, Field(ge=1, le=20)]
@@ -127,7 +136,7 @@ class SegmentationConfig:
     lr_schedule: Literal["constant", "cosine"]
     epochs: Annotated[int, Field(ge=1, le=1000)]
     fine_tune: FineTuneConfig
-    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    batch_size: BatchSize
     learning_rate: LearningRate
     shuffle_buffer: PositiveInt
 
@@ -182,7 +191,7 @@ class ClassifierConfig:
     lr_schedule: Literal["constant", "cosine"]
     epochs: Annotated[int, Field(ge=1, le=1000)]
     fine_tune: FineTuneConfig
-    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    batch_size: BatchSize
     learning_rate: LearningRate
     shuffle_buffer: PositiveInt
 
@@ -238,6 +247,7 @@ class DetectionConfig:
     nms_iou: Annotated[float, Field(gt=0.0, le=1.0)]
     imagenet_alpha: Alpha
     batch_size: Annotated[int, Field(ge=1, le=4096)]
+    agreement_images: Annotated[int, Field(ge=1, le=10000)]  # canvases the strategies' scores are compared on
 
     @model_validator(mode="after")
     def _ranges(self):

@@ -94,7 +94,10 @@ def prepare(params: Params, dataset: str, out: Path, download_dir: Path):
         syn = params.data.synthetic
         print(f"generating synthetic {dataset} in {out / 'raw'} ...", flush=True)
         if dataset == "pets":
-            root = synthetic.generate_pets(out / "raw", syn.pets_images, syn.pets_min_side, syn.pets_max_side, params.seed)
+            root = synthetic.generate_pets(out / "raw", syn.pets_images, syn.pets_min_side, syn.pets_max_side,
+                                           params.seed, jpeg_quality=syn.jpeg_quality)
         else:
-            root = synthetic.generate_flowers(out / "raw", syn.flowers_per_class, params.seed)
+            root = synthetic.generate_flowers(out / "raw", syn.flowers_per_class, params.seed,
+                                              size_range=(syn.flowers_min_side, syn.flowers_max_side),
+                                              jpeg_quality=syn.jpeg_quality)
     return module.prepare_local(root, out / "tfds", max_image_side=params.data.max_image_side, source=source)

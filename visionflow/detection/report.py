@@ -19,9 +19,6 @@ from visionflow.detection.engine import STRATEGIES, run_detection, strategy_scor
 from visionflow.detection.metrics import evaluate, random_boxes_baseline, score_agreement, window_recall_bound
 from visionflow.detection.windows import window_grid
 
-AGREEMENT_IMAGES = 4  # canvases whose window scores every strategy must agree on (a check, not a result)
-
-
 @dataclass(frozen=True)
 class DetectionReport:
     metrics: dict
@@ -80,7 +77,7 @@ def evaluate_detection(params: Params, model: Path, flowers_cache: Path, pets_ca
                                               len(names), max(1, round(chosen["detections_per_image"]))),
                         canvases.ground_truth, len(names), names)
     grid = window_grid(shape, size, cfg.stride, cfg.upscale)
-    agreement = score_agreement(strategy_scores(classifier, canvases.images[:AGREEMENT_IMAGES], cfg, size))
+    agreement = score_agreement(strategy_scores(classifier, canvases.images[:cfg.agreement_images], cfg, size))
     metrics = {
         "strategy": cfg.strategy,
         **_scores(chosen),

@@ -13,7 +13,6 @@ from PIL import Image, ImageDraw
 
 from visionflow.files import atomic_output
 
-_JPEG_QUALITY = 90  # fixed so that files are byte-identical across runs
 _MIN_SIDE = 32  # smaller canvases cannot hold a recognisable pet or flower
 # Fur-like colours (HSV) shared by pets and background clutter, so colour alone cannot find the pet.
 _FUR_HSV = ((0.08, 0.55, 0.55), (0.07, 0.75, 0.85), (0.10, 0.25, 0.88), (0.0, 0.0, 0.5), (0.0, 0.0, 0.15),
@@ -112,9 +111,9 @@ def _finish(canvas: np.ndarray, rng: np.random.Generator, noise: float) -> np.nd
     return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _save_jpeg(pixels: np.ndarray | Image.Image, path: Path) -> None:
+def _save_jpeg(pixels: np.ndarray | Image.Image, path: Path, quality: int) -> None:
     img = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels, "RGB")
-    img.save(path, "JPEG", quality=_JPEG_QUALITY)  # baseline (not progressive), no EXIF
+    img.save(path, "JPEG", quality=quality)  # baseline (not progressive), no EXIF: the same bytes every run
 
 
 @contextmanager

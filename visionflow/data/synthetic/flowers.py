@@ -156,14 +156,17 @@ def _flower_example(rng: np.random.Generator, h: int, w: int, cls: str) -> Image
     return Image.fromarray(_finish(np.asarray(img, np.float32) / 255.0, rng, rng.uniform(0.0, 0.03)))
 
 
-def generate_flowers(out_dir: Path, per_class: int, seed: int, size_range: tuple[int, int] = (160, 320)) -> Path:
-    """Write a synthetic tf_flowers `flower_photos/<class>/*.jpg` tree under out_dir; return its flower_photos."""
+def generate_flowers(
+    out_dir: Path, per_class: int, seed: int, *, size_range: tuple[int, int], jpeg_quality: int
+) -> Path:
+    """Write a synthetic tf_flowers `flower_photos/<class>/*.jpg` tree under out_dir, photo sides drawn from
+    `size_range`, JPEGs at `jpeg_quality`; return its flower_photos."""
     if per_class < 1:
         raise ValueError(
             f"per_class={per_class}: need at least 1 image per class; raise data.synthetic.flowers_per_class"
         )
     lo, hi = size_range
-    _check_sides(lo, hi, "size_range", "pass size_range=(low, high) in pixels")
+    _check_sides(lo, hi, "size_range", "set data.synthetic.flowers_min_side <= flowers_max_side")
     root = Path(out_dir) / "flower_photos"
     with _atomic_dir(root, set(GENERATION_ORDER), "flower_photos tree") as tmp:
         bar = tqdm(total=per_class * len(GENERATION_ORDER), desc=f"synthetic flowers -> {root}", unit="img")
@@ -174,7 +177,7 @@ def generate_flowers(out_dir: Path, per_class: int, seed: int, size_range: tuple
                 # tf_flowers files are Flickr names: <photo id>_<10 hex secret>.jpg
                 name = f"{rng.integers(10**8, 10**11)}_{rng.bytes(5).hex()}.jpg"
                 h, w = (int(x) for x in rng.integers(lo, hi + 1, 2))
-                _save_jpeg(_flower_example(rng, h, w, cls), tmp / cls / name)
+                _save_jpeg(_flower_example(rng, h, w, cls), tmp / cls / name, jpeg_quality)
                 bar.update()
         bar.close()
     return root

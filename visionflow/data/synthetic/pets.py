@@ -250,8 +250,9 @@ def _pet_names(n_images: int, seed: int) -> list[tuple[str, str, bool]]:
     return [(name, line, tv) for _, _, name, line, tv in rows]
 
 
-def generate_pets(out_dir: Path, n_images: int, min_side: int, max_side: int, seed: int) -> Path:
-    """Write a synthetic Oxford-IIIT Pet release (images, trimaps, head-box XMLs, list files) to out_dir."""
+def generate_pets(out_dir: Path, n_images: int, min_side: int, max_side: int, seed: int, *, jpeg_quality: int) -> Path:
+    """Write a synthetic Oxford-IIIT Pet release (images, trimaps, head-box XMLs, list files) to out_dir; its
+    JPEGs at `jpeg_quality` (data.synthetic.jpeg_quality)."""
     out_dir = Path(out_dir)
     need = 2 * len(PET_BREEDS)
     if n_images < need:
@@ -267,7 +268,7 @@ def generate_pets(out_dir: Path, n_images: int, min_side: int, max_side: int, se
             rng = np.random.default_rng([seed, 1, class_id, int(name.rsplit("_", 1)[1])])
             h, w = (int(x) for x in rng.integers(min_side, max_side + 1, 2))
             img, trimap, (x0, y0, x1, y1) = _pet_example(rng, h, w, cat=species == 1)
-            _save_jpeg(img, tmp / "images" / f"{name}.jpg")
+            _save_jpeg(img, tmp / "images" / f"{name}.jpg", jpeg_quality)
             Image.fromarray(trimap, "L").save(tmp / "annotations" / "trimaps" / f"{name}.png")
             if trainval:  # the release has head boxes for trainval images only; VOC boxes are 1-based
                 xml = _XML.format(name=name, w=w, h=h, species="cat" if species == 1 else "dog",
