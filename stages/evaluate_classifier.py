@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.common import ensure_parent, parser, run
-from visionflow.files import write_json
+from visionflow.files import write_json, write_text
 from visionflow import tracking
 from visionflow.config import load_params
 
@@ -23,10 +23,10 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     from visionflow import cache
-    from visionflow.evaluation import class_predictions, classification_metrics
+    from visionflow.evaluation import classifier_metrics
     from visionflow.inference import classify_batches, load_model
     from visionflow.models.classifier import BACKGROUND, output_names
-    from visionflow.viz import save_confusion_matrix, save_image_grid
+    from visionflow.viz import save_classifier_figures
 
     names = cache.read_info(args.cache)["class_names"]
     model = load_model(args.model)
@@ -36,26 +36,19 @@ def main() -> None:
                                             flip=params.evaluation.test_time_flip)
     # Every test image is a flower: the prediction is the best flower class, what background scored aside;
     # how often background outscored every flower (a window detection would have dropped) is reported apart.
-    pred, background = class_predictions(probs, len(names))
-    metrics = {**classification_metrics(truth, pred, names), "flowers_called_background": float(background.mean())}
+    metrics, pred, background = classifier_metrics(truth, probs, names)
     ensure_parent(args.metrics, args.confusion)
-    args.figure_dir.mkdir(parents=True, exist_ok=True)
     write_json({k: v for k, v in metrics.items() if k != "confusion"}, args.metrics)
-    pd.DataFrame({"actual": [names[i] for i in truth], "predicted": [names[i] for i in pred]}).to_csv(
-        args.confusion, index=False)
-    confusion_png = args.figure_dir / "confusion.png"
-    predictions_png = args.figure_dir / "predictions.png"
-    save_confusion_matrix(metrics["confusion"], names, confusion_png)
-    n = min(args.examples, len(images))
-    said = [BACKGROUND if background[i] else names[pred[i]] for i in range(n)]
-    save_image_grid(list(images[:n]), [f"{said[i]} {probs[i].max():.2f}\n(true {names[truth[i]]})"
-                                       for i in range(n)], predictions_png)
+    write_text(pd.DataFrame({"actual": [names[i] for i in truth], "predicted": [names[i] for i in pred]}).to_csv(
+        index=False), args.confusion)
+    said = [BACKGROUND if background[i] else names[pred[i]] for i in range(len(images))]
+    figures = save_classifier_figures(metrics["confusion"], images, truth, said, probs, names, args.figure_dir)
     with tracking.start_run("evaluate_classifier", params) as mlrun:
         mlrun.log_inputs({"flowers cache": args.cache, "classifier model": args.model}, "evaluation")
         mlrun.log_metrics({"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
                            "test_per_class": metrics["per_class"],
                            "test_flowers_called_background": metrics["flowers_called_background"]})
-        for path in (args.metrics, args.confusion, confusion_png, predictions_png):
+        for path in (args.metrics, args.confusion, *figures):
             mlrun.log_artifact(path, "plots" if path.suffix != ".json" else None)
     print(f"test accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} "
           f"(chance {1 / len(names):.2f}); background outscored every flower on "

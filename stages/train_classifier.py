@@ -8,6 +8,7 @@ from stages.common import ensure_parent, parser, run
 from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
 from visionflow.config import load_params, to_dict
+from visionflow.files import write_text
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
             print(f"{distribute.task_name()}: trained {len(history)} epochs; the chief writes the model and the run")
             return
         save_model(model, args.model)  # atomic and byte-reproducible
-        history.to_csv(args.history, index=False)
+        write_text(history.to_csv(index=False), args.history)
         curves = args.history.with_suffix(".png")
         save_history(history, curves)
         train = cache.load_split(args.cache, "train").map(lambda ex: (ex["image"], ex["label"]))

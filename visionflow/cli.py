@@ -131,7 +131,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
 
     from visionflow.data import flowers
     from visionflow.data.images import read_rgb
-    from visionflow.evaluation import class_predictions, classification_metrics
+    from visionflow.evaluation import classifier_metrics
     from visionflow.inference import batched, classify_batches
 
     model, size, _ = _load(args, "evaluate classifier")
@@ -149,10 +149,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
     _, truth, probs = classify_batches(model, batched(examples(), args.batch_size))
     if len(truth) == 0:
         raise ValueError(f"--data: no readable image in {args.data}")
-    # As the evaluate_classifier stage: the best flower class, and apart how often background beat every flower.
-    pred, background = class_predictions(probs, len(FLOWER_CLASSES))
-    metrics = classification_metrics(truth, pred, list(FLOWER_CLASSES))
-    metrics["flowers_called_background"] = float(background.mean())
+    metrics, _, _ = classifier_metrics(truth, probs, list(FLOWER_CLASSES))  # as the evaluate_classifier stage
     metrics["images"] = len(truth)
     metrics["skipped"] = skipped
     _report_skipped(skipped)

@@ -109,6 +109,16 @@ def class_predictions(scores: Any, num_classes: int) -> tuple[np.ndarray, np.nda
     return scores[:, :num_classes].argmax(axis=1), background
 
 
+def classifier_metrics(y_true: Any, scores: Any, class_names: Sequence[str]) -> tuple[dict[str, Any], np.ndarray,
+                                                                                     np.ndarray]:
+    """classification_metrics of the best class per row (class_predictions), plus `flowers_called_background`: the
+    share of rows where a background output beat every class; and the predictions and background flags."""
+    pred, background = class_predictions(scores, len(class_names))
+    metrics = classification_metrics(y_true, pred, class_names)
+    metrics["flowers_called_background"] = float(background.mean())
+    return metrics, pred, background
+
+
 def classification_metrics(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro F1 over all classes, per-class precision/recall/F1/support and the confusion matrix."""
     names = list(class_names)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from visionflow.config import ConfigError
+from visionflow.files import write_text
 from visionflow.experiment import command, split_set_params
 from visionflow.summary import COMPARED, headline_values
 
@@ -122,8 +123,7 @@ def summarise(queued: list[tuple[str, dict[str, str], int]], baseline: str, out_
                          "check `dvc queue logs NAME` and the TARGETS")
     table = (frame.groupby(keys) if keys else frame.assign(setting="all").groupby("setting"))[metrics].agg(
         ["mean", "std"])
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_csv)
+    write_text(table.to_csv(), out_csv)
     return table
 
 

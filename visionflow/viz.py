@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from visionflow.classes import MASK_CLASSES
+from visionflow.files import atomic_output
 
 # RGB per MASK_CLASSES index (pet, background, border): red, blue, yellow stay apart on photos.
 PALETTE = np.array([[230, 25, 75], [0, 130, 200], [255, 225, 25]], dtype=np.uint8)
@@ -67,9 +68,9 @@ def overlay(image: Any, mask: Any, alpha: float = 0.5) -> np.ndarray:
 
 def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    with atomic_output(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     return path
 
 
@@ -167,3 +168,13 @@ def save_image_grid(
         else:
             ax.set_axis_off()
     return _save(fig, path)
+
+
+def save_classifier_figures(confusion: Any, images: Any, truth: Sequence[int], said: Sequence[str],
+                            scores: Any, class_names: Sequence[str], folder: Path) -> tuple[Path, Path]:
+    """`folder`/confusion.png and `folder`/predictions.png: the first images titled with what the classifier said,
+    its top score and the true class."""
+    names = list(class_names)
+    titles = [f"{said[i]} {np.max(scores[i]):.2f}\n(true {names[truth[i]]})" for i in range(len(images))]
+    return (save_confusion_matrix(confusion, names, Path(folder) / "confusion.png"),
+            save_image_grid(list(images), titles, Path(folder) / "predictions.png"))

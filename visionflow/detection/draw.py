@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from visionflow.detection.boxes import Detections, GroundTruth
+from visionflow.files import atomic_output
 from visionflow.viz import to_uint8
 
 GT_COLOUR = (0, 255, 0)
@@ -94,6 +95,6 @@ def save_detection_grid(
         r, c = divmod(i, cols)
         grid[r * tile_h : r * tile_h + tile.shape[0], c * tile_w : c * tile_w + tile.shape[1]] = tile
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
+    with atomic_output(path, ".png") as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
     return path
