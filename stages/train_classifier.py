@@ -8,7 +8,6 @@ from stages.common import ensure_parent, parser, run
 from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
 from visionflow.config import load_params, to_dict
-from visionflow.files import write_text
 
 
 def main() -> None:
@@ -22,12 +21,12 @@ def main() -> None:
     params = load_params(args.params)
     chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
     from visionflow.augment import augmented_examples
-    from visionflow.checkpoints import backup_dir
+    from visionflow.checkpoints import resume_dir
     from visionflow.classifier_training import train_classifier
+    from visionflow.training import save_outputs
     from visionflow import cache
-    from visionflow.models.saving import save_model
     from visionflow.models.serving import pixel_examples, raw_pixel_model
-    from visionflow.viz import save_history, save_image_grid
+    from visionflow.viz import save_image_grid
 
     ensure_parent(args.model, args.history, args.augmented)
     with tracking.start_run("train_classifier", params, log=chief) as mlrun:
@@ -38,16 +37,12 @@ def main() -> None:
                           "augment.offline_copies": params.augment.offline_copies,
                           "augment.classifier": {"ops": str(params.augment.classifier)},
                           "train": to_dict(params.train), "data.source": params.data.source})
-        resume = None if params.train.distribution == "multi_worker" else (  # kill -9, then dvc repro: resumes
-            backup_dir("train_classifier", to_dict(params), [args.cache]))
+        resume = resume_dir("train_classifier", params, [args.cache])
         model, history = train_classifier(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
         if not chief:
             print(f"{distribute.task_name()}: trained {len(history)} epochs; the chief writes the model and the run")
             return
-        save_model(model, args.model)  # atomic and byte-reproducible
-        write_text(history.to_csv(index=False), args.history)
-        curves = args.history.with_suffix(".png")
-        save_history(history, curves)
+        curves = save_outputs(model, history, args.model, args.history)
         train = cache.load_split(args.cache, "train").map(lambda ex: (ex["image"], ex["label"]))
         seen = augmented_examples(train, params.augment, params.seed, model, args.examples)
         save_image_grid(list(seen), [f"train #{i}" for i in range(len(seen))], args.augmented)

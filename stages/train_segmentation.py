@@ -8,7 +8,6 @@ from stages.common import ensure_parent, parser, run
 from visionflow import distribute, tracking
 from visionflow.keras_cache import weight_files
 from visionflow.config import load_params, to_dict
-from visionflow.files import write_text
 
 
 def main() -> None:
@@ -19,12 +18,10 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     chief = distribute.is_chief(params.train)  # checks TF_CONFIG before any work
-    from visionflow.checkpoints import backup_dir
-    from visionflow.training import train_segmentation
+    from visionflow.checkpoints import resume_dir
+    from visionflow.training import save_outputs, train_segmentation
     from visionflow import cache
-    from visionflow.models.saving import save_model
     from visionflow.models.serving import pixel_examples, raw_pixel_model
-    from visionflow.viz import save_history
 
     ensure_parent(args.model, args.history)
     with tracking.start_run("train_segmentation", params, log=chief) as mlrun:
@@ -33,16 +30,12 @@ def main() -> None:
         mlrun.log_params({"seed": params.seed, "segmentation": to_dict(params.segmentation),
                           "augment.segmentation": {"ops": str(params.augment.segmentation)},
                           "train": to_dict(params.train), "data.source": params.data.source})
-        resume = None if params.train.distribution == "multi_worker" else (  # kill -9, then dvc repro: resumes
-            backup_dir("train_segmentation", to_dict(params), [args.cache]))
+        resume = resume_dir("train_segmentation", params, [args.cache])
         model, history = train_segmentation(args.cache, params, callbacks=[mlrun.keras_callback()], backup_dir=resume)
         if not chief:
             print(f"{distribute.task_name()}: trained {len(history)} epochs; the chief writes the model and the run")
             return
-        save_model(model, args.model)  # atomic and byte-reproducible
-        write_text(history.to_csv(index=False), args.history)
-        curves = args.history.with_suffix(".png")
-        save_history(history, curves)
+        curves = save_outputs(model, history, args.model, args.history)
         mlrun.tag_model_file(args.model)
         mlrun.log_keras_model(raw_pixel_model(model), "segmentation",
                               pixel_examples(cache.load_split(args.cache, "val")))

@@ -35,13 +35,24 @@ def backup_dir(stage: str, params: Mapping[str, Any], inputs: Iterable[Path], ro
         for path in sorted([base] if base.is_file() else base.rglob("*")):
             if path.is_file():
                 digest.update(path.relative_to(base).as_posix().encode())
-                digest.update(path.read_bytes())
+                with path.open("rb") as f:  # streamed: a cache can be larger than memory
+                    digest.update(hashlib.file_digest(f, "sha256").digest())
     folder = Path(root) / f"{stage}-{digest.hexdigest()[:16]}"
     for other in Path(root).glob(f"{stage}-*"):
         if other != folder:
             print(f"removing {other}: a checkpoint of {stage} with other settings or data", flush=True)
             shutil.rmtree(other)
     return folder
+
+
+def resume_dir(stage: str, params: Any, inputs: Iterable[Path]) -> Path | None:
+    """backup_dir for a training stage (kill -9, then `dvc repro`: it resumes), or None under multi_worker
+    distribution, where every worker must start from the same epoch."""
+    if params.train.distribution == "multi_worker":
+        return None
+    from visionflow.config import to_dict
+
+    return backup_dir(stage, to_dict(params), inputs)
 
 
 def _seed_states(model: keras.Model) -> list:

@@ -167,3 +167,15 @@ def history_frame(history: keras.callbacks.History, first_epoch: int = 1) -> pd.
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", range(first_epoch, first_epoch + len(frame)))
     return frame
+
+
+def save_outputs(model: keras.Model, history: pd.DataFrame, model_path: Path, history_path: Path) -> Path:
+    """What a training stage writes, each file whole or not at all: the model (byte-reproducible), the per-epoch
+    CSV for `dvc plots`, and its curves beside it as PNG (returned)."""
+    from visionflow.files import write_text
+    from visionflow.models.saving import save_model
+    from visionflow.viz import save_history
+
+    save_model(model, model_path)
+    write_text(history.to_csv(index=False), history_path)
+    return save_history(history, Path(history_path).with_suffix(".png"))
