@@ -156,3 +156,41 @@ def tfds_on_local_files(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds, "builder", builder)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: socket.socket())
     return asked
+
+
+BUCKET = "visionflow-team"  # the bucket of the `s3` endpoint
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A local S3 endpoint with one bucket, as dvc-s3's own tests run it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+def write_tiny_cache(folder: Path, target: str, sizes: tuple[int, int, int] = (16, 4, 4)) -> Path:
+    """A cache of random 32-px images (train, val, test sizes) with random trimap masks (`target` "mask") or
+    labels 0..4 (`target` "label"): enough to train a step without preparing any data."""
+    import numpy as np
+    import tensorflow as tf
+
+    from visionflow import cache
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int):
+        y = (rng.integers(0, 3, (n, 32, 32, 1), np.uint8) if target == "mask" else np.arange(n, dtype=np.int64) % 5)
+        return tf.data.Dataset.from_tensor_slices({"image": rng.random((n, 32, 32, 3), np.float32), target: y})
+
+    info = {"image_size": 32, **({"class_names": list("abcde")} if target == "label" else {})}
+    cache.write_cache(dict(zip(("train", "val", "test"), map(split, sizes))), folder, info, 2)
+    return folder

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from visionflow import cache
+from tests.conftest import write_tiny_cache
 from visionflow.checkpoints import backup_dir
 from visionflow.config import parse_params, to_dict
 
@@ -31,15 +30,7 @@ class _CrashAt:
 
 @pytest.fixture(scope="module")
 def flowers_cache(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt") / "cache"
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return tf.data.Dataset.from_tensor_slices({"image": rng.random((n, 32, 32, 3), np.float32),
-                                                   "label": np.arange(n, dtype=np.int64) % 5})
-    cache.write_cache({"train": split(20), "val": split(5), "test": split(5)}, folder,
-                      {"class_names": list("abcde"), "image_size": 32}, 2)
-    return folder
+    return write_tiny_cache(tmp_path_factory.mktemp("ckpt") / "cache", "label", (20, 5, 5))
 
 
 @pytest.mark.parametrize("placement", ["model", "dataset"])

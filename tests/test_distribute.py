@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import write_tiny_cache
 from visionflow import distribute
 from visionflow.config import ConfigError, parse_params, shipped_params, to_dict
 
@@ -38,18 +39,7 @@ def _tf_config(addresses: list[str], index: int) -> str:
 
 @pytest.fixture(scope="module")
 def pets_cache(tmp_path_factory):
-    import tensorflow as tf
-
-    from visionflow import cache
-
-    folder = tmp_path_factory.mktemp("dist") / "pets"
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return tf.data.Dataset.from_tensor_slices({"image": rng.random((n, 32, 32, 3), np.float32),
-                                                   "mask": rng.integers(0, 3, (n, 32, 32, 1), np.uint8)})
-    cache.write_cache({"train": split(16), "val": split(4), "test": split(4)}, folder, {"image_size": 32}, 2)
-    return folder
+    return write_tiny_cache(tmp_path_factory.mktemp("dist") / "pets", "mask")
 
 
 def _params(tmp_path: Path, **train) -> Path:

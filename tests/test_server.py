@@ -17,7 +17,6 @@ import pytest
 
 from tests.conftest import clone, fresh_shell_env
 from tests.readme_session import SHRUNK
-from tests.test_team import s3  # noqa: F401 - the S3 endpoint fixture
 
 pytestmark = pytest.mark.slow
 SECRET = "fake-secret-Zq81xLw0"
@@ -83,7 +82,7 @@ def _start_server(repo: Path, db: str, endpoint: str, port: int, log: Path) -> s
 
 
 @pytest.fixture(scope="module")
-def bucket(s3):  # noqa: F811
+def bucket(s3):
     import boto3
 
     boto3.client("s3", endpoint_url=s3, aws_access_key_id="testing", aws_secret_access_key=SECRET,

@@ -13,27 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, clone, fresh_shell_env
+from tests.conftest import BUCKET, REPO, clone, fresh_shell_env
 from tests.readme_session import SHRUNK
 
-BUCKET = "visionflow-team"
 TIMINGS = REPO / "build" / "team_timings.json"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A local S3 endpoint with one bucket, as dvc-s3's own tests run it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                 region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
 
 
 def _env(**extra: str) -> dict[str, str]:
