@@ -117,8 +117,8 @@ def _remove(*parts: str) -> Callable[[Path], None]:
 
 
 MAKE_RUN = ["make", "run"]
-DVC_PETS = ["bash", "-c", "source .venv/bin/activate && dvc repro download_pets"]
-DVC_FLOWERS = ["bash", "-c", "source .venv/bin/activate && dvc repro download_flowers"]
+DVC_PETS = ["bash", "-c", "source .venv/bin/activate && dvc repro prepare_pets"]
+DVC_FLOWERS = ["bash", "-c", "source .venv/bin/activate && dvc repro prepare_flowers"]
 
 # (id, setup, environment, command, what the error line says). Checks that run before DVC: no stage runs.
 BEFORE_DVC = [

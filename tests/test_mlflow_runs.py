@@ -67,7 +67,7 @@ def test_two_pipeline_runs_with_children_lineage_metrics_and_models(store):
         runs = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
         return {r.info.run_name: r for r in runs}
 
-    assert set(children(repro)) == {"download_pets", "download_flowers", "build_cache_pets", "build_cache_flowers",
+    assert set(children(repro)) == {"prepare_pets", "prepare_flowers", "build_cache_pets", "build_cache_flowers",
                                     "train_segmentation", "evaluate_segmentation", "train_classifier",
                                     "evaluate_classifier", "evaluate_detection"}
     assert set(children(exp)) == {"train_segmentation", "evaluate_segmentation"}

@@ -30,7 +30,7 @@ def test_make_run_in_a_fresh_clone_reproduces_the_committed_run(tmp_path):
     run = subprocess.run(["make", "run"], cwd=repo, env=fresh_shell_env(), capture_output=True, text=True,
                          timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    for stage in ("download_pets", "build_cache_pets", "train_segmentation", "train_classifier"):
+    for stage in ("prepare_pets", "build_cache_pets", "train_segmentation", "train_classifier"):
         assert f"Running stage '{stage}'" in run.stdout  # from scratch: a clone has no DVC cache
     fresh = _outs((repo / "dvc.lock").read_text())
     for path in ("data/pets", "data/flowers", "data/cache/pets", "data/cache/flowers", "metrics/data_pets.json",

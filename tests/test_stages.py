@@ -46,7 +46,7 @@ def pets_run(workdir):
     params = write_params(raw, workdir / "params.yaml")
     env = {"VISIONFLOW_TRACKING": "on", "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     w = workdir
-    stage("download", "--dataset", "pets", "--out", w / "data/pets", "--report", w / "metrics/data_pets.json",
+    stage("prepare_data", "--dataset", "pets", "--out", w / "data/pets", "--report", w / "metrics/data_pets.json",
           params=params, env=env)
     stage("build_cache", "--dataset", "pets", "--data", w / "data/pets", "--out", w / "cache/pets", params=params)
     stage("train_segmentation", "--cache", w / "cache/pets", "--model", w / "models/segmentation.keras",
@@ -90,13 +90,13 @@ def test_pets_run_is_tracked_in_mlflow(pets_run):
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = _stage_runs(client)
     # Run by hand (no DVC process above them), stages are stand-alone runs of the project's experiment.
-    assert {"download_pets", "train_segmentation", "evaluate_segmentation"} <= set(runs)
+    assert {"prepare_pets", "train_segmentation", "evaluate_segmentation"} <= set(runs)
     train, evaluate = runs["train_segmentation"], runs["evaluate_segmentation"]
     assert train.data.params["segmentation.epochs"] == "2" and train.data.params["seed"] == "42"
     assert "val_loss" in train.data.metrics and "test_mean_iou" in evaluate.data.metrics
     assert len(client.get_metric_history(train.info.run_id, "loss")) == 2  # one point per epoch
     assert {i.dataset.name for i in evaluate.inputs.dataset_inputs} == {"pets cache", "segmentation model"}
-    assert runs["download_pets"].data.params["data.source"] == "synthetic"
+    assert runs["prepare_pets"].data.params["data.source"] == "synthetic"
     # The model is an MLflow model, registered, `candidate` on the newest version; it takes raw pixels.
     version = client.get_model_version_by_alias("visionflow-segmentation", "candidate")
     assert version.run_id == train.info.run_id
@@ -132,7 +132,7 @@ def test_directory_source_with_missing_folder_fails_before_work(workdir, tmp_pat
     raw = to_dict(load_params(REPO / "params.yaml"))
     raw["data"].update(source="directory", pets_dir=str(tmp_path / "nowhere"))
     params = write_params(raw, tmp_path / "params.yaml")
-    result = stage("download", "--dataset", "pets", "--out", tmp_path / "out", "--report", tmp_path / "r.json",
+    result = stage("prepare_data", "--dataset", "pets", "--out", tmp_path / "out", "--report", tmp_path / "r.json",
                    params=params, check=False)
     assert result.returncode == 1
     assert "data.pets_dir" in result.stderr and "nowhere" in result.stderr
@@ -165,7 +165,7 @@ def flowers_run(workdir, pets_run):
     params = write_params(raw, workdir / "params_flowers.yaml")
     env = pets_run[1]
     w = workdir
-    stage("download", "--dataset", "flowers", "--out", w / "data/flowers", "--report", w / "metrics/data_flowers.json",
+    stage("prepare_data", "--dataset", "flowers", "--out", w / "data/flowers", "--report", w / "metrics/data_flowers.json",
           params=params)
     stage("build_cache", "--dataset", "flowers", "--data", w / "data/flowers", "--out", w / "cache/flowers",
           params=params)

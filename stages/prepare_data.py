@@ -33,7 +33,7 @@ def main() -> None:
         raise
     ensure_parent(args.report)
     report.write_json(args.report)
-    with tracking.start_run(f"download_{args.dataset}", params) as mlrun:
+    with tracking.start_run(f"prepare_{args.dataset}", params) as mlrun:
         if params.data.source == "directory":
             mlrun.log_inputs({f"{args.dataset} release": local_dir(params, args.dataset)}, "source")
         mlrun.log_params({"dataset": args.dataset, "seed": params.seed, "data": to_dict(params.data)})
