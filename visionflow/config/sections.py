@@ -25,6 +25,14 @@ IMAGE_SIDE_RANGE = (64, 8192)
 BatchSize = Annotated[int, Field(ge=BATCH_SIZE_RANGE[0], le=BATCH_SIZE_RANGE[1])]
 
 
+def _ordered(cfg, *pairs: tuple[str, str]):
+    """`cfg` unchanged when each (low, high) pair of its fields is in order; else the one-line error."""
+    for low, high in pairs:
+        if getattr(cfg, low) > getattr(cfg, high):
+            raise ValueError(f"{low} must not exceed {high}")
+    return cfg
+
+
 @dataclass(frozen=True, config=_STRICT)
 class SyntheticConfig:
     """Size of the generated offline datasets."""
@@ -39,11 +47,7 @@ class SyntheticConfig:
 
     @model_validator(mode="after")
     def _sides(self):
-        if self.pets_min_side > self.pets_max_side:
-            raise ValueError("pets_min_side must not exceed pets_max_side")
-        if self.flowers_min_side > self.flowers_max_side:
-            raise ValueError("flowers_min_side must not exceed flowers_max_side")
-        return self
+        return _ordered(self, ("pets_min_side", "pets_max_side"), ("flowers_min_side", "flowers_max_side"))
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -251,11 +255,7 @@ class DetectionConfig:
 
     @model_validator(mode="after")
     def _ranges(self):
-        if self.min_objects > self.max_objects:
-            raise ValueError("min_objects must not exceed max_objects")
-        if self.min_object_scale > self.max_object_scale:
-            raise ValueError("min_object_scale must not exceed max_object_scale")
-        return self
+        return _ordered(self, ("min_objects", "max_objects"), ("min_object_scale", "max_object_scale"))
 
 
 @dataclass(frozen=True, config=_STRICT)
