@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import urllib.error
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
