@@ -41,7 +41,7 @@ def run(ctx: Context) -> dict:
     images, trimaps = [str(r.image_path) for r in records], [str(r.trimap_path) for r in records]
     size, out = ctx.sizes.image_size, ctx.workdir / "cache"
     print(f"  {len(records)} images ({ctx.data_name}) -> {size}x{size}, {ctx.sizes.cache_repeats} repeats", flush=True)
-    ctx.prepared  # noqa: B018 - prepared once, outside the timing: the download stage's work, not the cache's
+    ctx.prepared  # noqa: B018 - prepared once, outside the timing: the prepare stage's work, not the cache's
     counted = {}
 
     def bare() -> None:

@@ -85,7 +85,7 @@ class Context:
 
     @functools.cached_property
     def prepared(self) -> Path:
-        """The release prepared as TFDS oxford_iiit_pet by the download stage's code (not timed)."""
+        """The release prepared as TFDS oxford_iiit_pet by the prepare stage's code (not timed)."""
         from visionflow.data import pets
 
         out = self.workdir / "prepared"
@@ -94,37 +94,29 @@ class Context:
 
     def build_cache(self, out: Path) -> dict:
         """The build_cache stage's code path for the pets cache at the benchmark's image size."""
-        from stages.build_cache import _with_offline_copies
         from visionflow import cache
         from visionflow.data.tfds_source import open_prepared
 
-        size, params = self.sizes.image_size, self.params
-        splits = cache.pets_splits(open_prepared(self.prepared), size, params.data.val_fraction, params.seed,
-                                   params.data.folds, params.data.fold)
-        splits["train"] = _with_offline_copies(splits["train"], params, "segmentation", "mask")
-        info = {"dataset": "oxford_iiit_pet", "class_names": list(cache.MASK_CLASSES), "image_size": size}
+        params = dataclasses.replace(self.params, segmentation=dataclasses.replace(
+            self.params.segmentation, image_size=self.sizes.image_size))
+        splits, info = cache.dataset_splits(open_prepared(self.prepared), "pets", params)
         return cache.write_cache(splits, out, info, num_shards=4)
 
     @functools.cached_property
     def flowers_cache(self) -> Path:
-        """A flowers cache from synthetic flowers, by the download and build_cache stages' code (not timed)."""
-        from stages.build_cache import _with_offline_copies
+        """A flowers cache from synthetic flowers, by the prepare and build_cache stages' code (not timed)."""
         from visionflow import cache
         from visionflow.data import flowers, synthetic
         from visionflow.data.tfds_source import open_prepared
 
-        params, size = self.params, self.sizes.classifier_size
+        params = dataclasses.replace(self.params, classifier=dataclasses.replace(
+            self.params.classifier, image_size=self.sizes.classifier_size))
         syn = params.data.synthetic
         root = synthetic.generate_flowers(self.workdir / "flowers", self.sizes.flowers_per_class, params.seed,
                                           size_range=(syn.flowers_min_side, syn.flowers_max_side),
                                           jpeg_quality=syn.jpeg_quality)
         flowers.prepare_local(root, self.workdir / "flowers_prepared", max_image_side=params.data.max_image_side)
-        builder = open_prepared(self.workdir / "flowers_prepared")
-        split = params.data.flowers_split
-        splits = cache.flowers_splits(builder, size, {"train": split.train, "val": split.val, "test": split.test},
-                                      params.seed)
-        splits["train"] = _with_offline_copies(splits["train"], params, "classifier", "label")
-        info = {"dataset": "tf_flowers", "class_names": builder.info.features["label"].names, "image_size": size}
+        splits, info = cache.dataset_splits(open_prepared(self.workdir / "flowers_prepared"), "flowers", params)
         cache.write_cache(splits, self.workdir / "flowers_cache", info, num_shards=4)
         return self.workdir / "flowers_cache"
 
