@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from visionflow import tracking
-from visionflow.config import load_params
+from visionflow.config import load_params, shipped_params
 from visionflow.tracking import parents
 
 
@@ -100,7 +101,7 @@ def test_inputs_carry_the_dvc_md5(exp_copy, monkeypatch):
 def test_imagenet_weight_files_are_logged_with_their_sha256(exp_copy, monkeypatch, tmp_path):
     from visionflow.keras_cache import mobilenet_v2_file, weight_files
 
-    params = load_params(REPO / "configs" / "real.yaml")  # ImageNet encoders
+    params = shipped_params(yaml.safe_load((REPO / "configs" / "real.yaml").read_text()))  # ImageNet encoders
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     name = mobilenet_v2_file(params.segmentation.image_size, params.segmentation.encoder.alpha)
     (tmp_path / "keras" / "models").mkdir(parents=True)
