@@ -169,8 +169,10 @@ def test_an_interrupted_bench_leaves_the_previous_results_and_readme_and_no_temp
     previous.write_text('{"benchmarks": {}, "note": "the previous run"}\n')
     _with_stale_table(repo / "README.md")
     before = {p: p.read_bytes() for p in (previous, repo / "README.md")}
+    # A terminal's processes take Ctrl-C; a test session started in the background may pass SIGINT on ignored.
     proc = subprocess.Popen(["make", "bench", "BENCH_ARGS=--quick"], cwd=repo, env=_bench_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, deadline = [], time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
