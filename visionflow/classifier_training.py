@@ -38,6 +38,46 @@ def window_examples(cache_dir: Path, params: Params) -> TrainingWindows | None:
     return found
 
 
+def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, windows: TrainingWindows | None) -> None:
+    """classifier.head_init: linear_probe. Fit the head's last layer as a multinomial logistic regression with L2
+    penalty 1/classifier.probe_c (scikit-learn, L-BFGS, to convergence) of the backbone's pooled features of the
+    un-augmented training split (and `windows`), then write it into the layer: the first half of LP-FT (Kumar et al.,
+    "Fine-Tuning can Distort Pretrained Features", ICLR 2022). The features are standardised per channel for the
+    fit; the scaling is folded into the layer's kernel and bias, so the model keeps its architecture.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from visionflow.models.classifier import split_classifier
+
+    backbone, head = split_classifier(model)
+    pooled = keras.Sequential([backbone, keras.layers.GlobalAveragePooling2D()])
+    images = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex["label"]))
+    if windows is not None:
+        images = images.concatenate(tf.data.Dataset.from_tensor_slices(
+            (tf.constant(windows.images), windows.labels)).map(lambda x, y: (tf.cast(x, tf.float32), y)))
+    features, labels = [], []
+    for x, y in images.batch(params.classifier.batch_size):
+        features.append(np.asarray(pooled(x, training=False), np.float64))
+        labels.append(y.numpy())
+    features, labels = np.concatenate(features), np.concatenate(labels)
+    dense = head.layers[-1]
+    kernel, bias = dense.get_weights()
+    if len(np.unique(labels)) != kernel.shape[1]:
+        raise ConfigError(f"classifier.head_init: linear_probe: the training split has {len(np.unique(labels))} of the "
+                          f"head's {kernel.shape[1]} classes; every class needs training images")
+    scaler = StandardScaler().fit(features)
+    probe = LogisticRegression(C=params.classifier.probe_c, max_iter=10_000)
+    probe.fit(scaler.transform(features), labels)
+    # logits = coef . (x - mean) / scale + intercept = (coef / scale) . x + (intercept - coef . mean / scale)
+    weights = probe.coef_ / scaler.scale_  # (classes, channels)
+    dense.set_weights([weights.T.astype(kernel.dtype),
+                       (probe.intercept_ - weights @ scaler.mean_).astype(bias.dtype)])
+    accuracy = float((probe.predict(scaler.transform(features)) == labels).mean())
+    print(f"classifier.head_init: linear_probe fitted on {len(labels)} training examples in {probe.n_iter_[0]} "
+          f"L-BFGS iterations (training accuracy {accuracy:.3f})", flush=True)
+
+
 def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, windows: TrainingWindows | None = None,
                       batch_size: int | None = None):
     """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
@@ -84,6 +124,8 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
         model = distribute.synchronize_batchnorm(
             build_classifier(cfg, num_classes=len(classes), augmentation=augmentation,
                              background=cfg.windows.has_background), params.train)
+        if cfg.head_init == "linear_probe" and not (backup and backup.start_epoch):  # a resumed run reloads it
+            fit_linear_probe(model, cache_dir, params, windows)
         steps = steps_per_epoch(cache_dir, batch, 0 if windows is None else len(windows.labels))
         history = fit_phases(model, lambda start: classifier_inputs(cache_dir, params, start, windows, batch), cfg,
                              lambda fine_tuning: compile_classifier(model, cfg, fine_tuning, steps,

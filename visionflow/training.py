@@ -92,9 +92,9 @@ def fit_phases(model: keras.Model, make_inputs, cfg, compile_phase, encoder, cal
     goes on in the phase its checkpoint was written in, so it ends with the model of an uninterrupted run.
     """
     start = backup.start_epoch if backup else 0
-    split = cfg.epochs - cfg.fine_tune.epochs
+    split = cfg.epochs - cfg.fine_tune.epochs  # 0: phase two only (a classifier head fitted before training)
     histories = []
-    if start <= split:  # phase one; when start == split, only the reload of its last checkpoint
+    if split and start <= split:  # phase one; when start == split, only the reload of its last checkpoint
         compile_phase(False)
         if backup:
             backup.delete_checkpoint = split == cfg.epochs  # phase two goes on from phase one's checkpoints
@@ -110,7 +110,8 @@ def fit_phases(model: keras.Model, make_inputs, cfg, compile_phase, encoder, cal
         histories.append(_fit_phase(model, make_inputs(max(start, split)), cfg.epochs, callbacks, backup, split))
     if backup:
         return backup.history()
-    frames = [history_frame(h, first_epoch=e) for h, e in zip(histories, (1, split + 1))]  # phase one always ran
+    firsts = (1, split + 1) if split else (1,)  # the first epoch of each phase that ran
+    frames = [history_frame(h, first_epoch=e) for h, e in zip(histories, firsts)]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -112,13 +112,15 @@ class FineTuneConfig:
     learning_rate: LearningRate
 
 
-def _check_fine_tune(cfg, section: str):
+def _check_fine_tune(cfg, section: str, whole_run: bool = False):
+    """`whole_run`: phase two may take every epoch (a head that is fitted before training needs no phase one)."""
     if cfg.fine_tune.epochs:
         if cfg.encoder.trainable:
             raise ValueError(f"fine_tune.epochs needs {section}.encoder.trainable: false (phase one trains the rest on "
                              "a frozen encoder; set fine_tune.epochs: 0 to train the whole encoder throughout)")
-        if cfg.fine_tune.epochs >= cfg.epochs:
-            raise ValueError(f"fine_tune.epochs ({cfg.fine_tune.epochs}) must be below {section}.epochs "
+        if cfg.fine_tune.epochs > cfg.epochs or (cfg.fine_tune.epochs == cfg.epochs and not whole_run):
+            limit = "at most" if whole_run else "below"
+            raise ValueError(f"fine_tune.epochs ({cfg.fine_tune.epochs}) must be {limit} {section}.epochs "
                              f"({cfg.epochs}): they are the last epochs of the run")
     return cfg
 
@@ -191,6 +193,8 @@ class ClassifierConfig:
     dropout: Probability
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
+    probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     windows: WindowsConfig
     lr_schedule: Literal["constant", "cosine"]
     epochs: Annotated[int, Field(ge=1, le=1000)]
@@ -203,7 +207,10 @@ class ClassifierConfig:
     def _fine_tune(self):
         if self.fine_tune.epochs and self.backbone != "mobilenet_v2":
             raise ValueError("fine_tune.epochs needs classifier.backbone: mobilenet_v2 (an encoder to unfreeze)")
-        return _check_fine_tune(self, "classifier")
+        if self.head_init == "linear_probe" and self.backbone != "mobilenet_v2":
+            raise ValueError("head_init: linear_probe needs classifier.backbone: mobilenet_v2 (pooled features and "
+                             "a linear head); set head_init: random for small_cnn")
+        return _check_fine_tune(self, "classifier", whole_run=self.head_init == "linear_probe")
 
 
 @dataclass(frozen=True, config=_STRICT)
