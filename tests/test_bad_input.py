@@ -124,8 +124,8 @@ DVC_FLOWERS = ["bash", "-c", "source .venv/bin/activate && dvc repro prepare_flo
 BEFORE_DVC = [
     ("epochs-not-a-number", _params(segmentation={"epochs": "zwei"}), {}, MAKE_RUN,
      ["segmentation.epochs: Input should be a valid integer (got 'zwei')"]),
-    ("yaml-1e-3", _params(segmentation={"learning_rate": "1e-3"}), {}, MAKE_RUN,
-     ["segmentation.learning_rate", "YAML reads 1e-3 as text: write 0.001"]),
+    ("rate-not-a-number", _params(segmentation={"learning_rate": "fast"}), {}, MAKE_RUN,
+     ["segmentation.learning_rate: Input should be a valid number (got 'fast')"]),
     ("unknown-key", _params(segmentaton={"epochs": 2}), {}, MAKE_RUN, ["segmentaton: unknown key"]),
     ("unknown-nested-key", _params(classifier={"epoch": 2}), {}, MAKE_RUN, ["classifier.epoch: unknown key"]),
     ("source-unknown", _params(data={"source": "web"}), {}, MAKE_RUN,

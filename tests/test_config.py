@@ -3,6 +3,7 @@ the key."""
 
 import dataclasses
 import json
+import re
 import typing
 
 import pytest
@@ -126,7 +127,7 @@ def test_config_is_frozen():
         ({"segmentation": {"epoch": 3}}, "segmentation.epoch", "unknown key"),
         ({"segmentation": {"epochs": "ten"}}, "segmentation.epochs", "valid integer"),
         ({"segmentation": {"epochs": 0}}, "segmentation.epochs", "greater than or equal to 1"),
-        ({"segmentation": {"learning_rate": "1e-3"}}, "segmentation.learning_rate", "write 0.001"),
+        ({"segmentation": {"learning_rate": "fast"}}, "segmentation.learning_rate", "valid number"),
         ({"segmentation": {"image_size": 100}}, "segmentation.image_size", "multiple of 32"),
         ({"segmentation": {"encoder": {"weights": "imagenet21k"}}}, "segmentation.encoder.weights", "imagenet"),
         ({"data": {"source": "s3"}}, "data.source", "synthetic"),
@@ -191,3 +192,20 @@ def test_load_params_errors_name_the_file(tmp_path):
 def test_a_fold_outside_the_folds_is_refused():
     with pytest.raises(ConfigError, match=r"data.fold: 3 is not a fold of data.folds: 3 \(folds count from 0"):
         shipped_params({"data": {"folds": 3, "fold": 3}})
+
+
+@pytest.mark.parametrize("typed, value", [("1e-3", 0.001), ("5e-05", 5e-05), ("1.0e-3", 0.001), ("0.0003", 0.0003)])
+def test_exponent_floats_in_params_yaml_are_numbers_as_dvc_reads_them(tmp_path, typed, value):
+    text = (REPO / "params.yaml").read_text()
+    edited, n = re.subn(r"(?m)^(segmentation:\n(?:  .*\n)*?  learning_rate: )\S+", rf"\g<1>{typed}", text)
+    assert n == 1
+    (tmp_path / "params.yaml").write_text(edited)
+    assert load_params(tmp_path / "params.yaml").segmentation.learning_rate == value
+
+
+def test_a_small_rate_set_with_dash_s_is_still_a_number_after_dvc_writes_it():
+    """DVC's override writer puts 0.00005 into params.yaml as `5e-05` (YAML 1.2), which YAML 1.1 reads as text."""
+    from visionflow.experiment import apply
+
+    params = apply(REPO / "params.yaml", ["classifier.learning_rate=0.00005"], label="test")
+    assert params.classifier.learning_rate == 5e-05

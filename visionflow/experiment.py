@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from visionflow import tracking
-from visionflow.config import ConfigError, Params, parse_params
+from visionflow.config import ConfigError, Params, parse_params, read_yaml
 from visionflow.overrides import overrides
 
 _SET_PARAM = ("-S", "--set-param")
@@ -46,7 +46,6 @@ def split_set_params(args: list[str]) -> tuple[list[str], list[str]]:
 
 def apply(params_file: Path, set_params: list[str], label: str) -> Params:
     """params.yaml with `set_params` applied by DVC's override parser, validated (errors name `label`)."""
-    import yaml
     from dvc.utils.hydra import apply_overrides
 
     with tempfile.TemporaryDirectory(prefix="visionflow-params-") as tmp:
@@ -60,7 +59,7 @@ def apply(params_file: Path, set_params: list[str], label: str) -> Params:
                 if "Could not override" in reason:
                     reason = "no such key in params.yaml (check the spelling; see params.yaml for every key)"
                 raise ConfigError(f"-S {value}: {reason}") from None
-        return parse_params(yaml.safe_load(copy.read_text()), source=label)
+        return parse_params(read_yaml(copy.read_text()), source=label)
 
 
 def preflight(params: Params) -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from visionflow.config import flatten, load_params, merge, parse_params, to_dict
+from visionflow.config import flatten, load_params, merge, parse_params, read_yaml, to_dict
 
 
 def _value(value: Any) -> str:
@@ -29,6 +27,6 @@ def _value(value: Any) -> str:
 
 def overrides(path: Path, params: Path = Path("params.yaml")) -> list[str]:
     """`key=value` strings for every leaf of `path`, after checking that params + them is a valid config."""
-    change = yaml.safe_load(Path(path).read_text()) or {}
+    change = read_yaml(Path(path).read_text()) or {}
     parse_params(merge(to_dict(load_params(params)), change), source=str(path))
     return [f"{key}={_value(value)}" for key, value in flatten(change).items()]

@@ -11,6 +11,7 @@ from visionflow.config.loading import (
     load_params,
     merge,
     parse_params,
+    read_yaml,
     shipped_params,
     to_dict,
 )
