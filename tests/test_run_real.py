@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import SHARED, clone, fresh_shell_env, require_shared
 
-SHORT = "-S segmentation.epochs=3 -S classifier.epochs=2 -S classifier.fine_tune.epochs=1 -S detection.num_images=6"
+SHORT = "-S segmentation.epochs=3 -S classifier.epochs=2 -S detection.num_images=6"
 
 
 def _make(repo, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
