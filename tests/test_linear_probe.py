@@ -42,9 +42,8 @@ def test_the_probe_head_gives_the_logits_of_the_fitted_regression(flowers_cache,
     """The head's Dense layer, written from the standardised regression, scores every training image as
     scikit-learn's fitted model does (the standardisation is folded into its weights)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
-    from visionflow.classifier_training import fit_linear_probe
+    from visionflow.classifier_training import fit_linear_probe, probe_standardisation
     from visionflow.models.classifier import build_classifier, split_classifier
 
     _, params = _probe_params(small_params)
@@ -53,32 +52,49 @@ def test_the_probe_head_gives_the_logits_of_the_fitted_regression(flowers_cache,
     before = model.get_layer("head").layers[-1].get_weights()
     fit_linear_probe(model, flowers_cache, params, None)
 
-    scaler = StandardScaler().fit(features)
-    expected = LogisticRegression(C=1.0, max_iter=10_000).fit(scaler.transform(features), labels)
+    mean, scale = probe_standardisation(features)
+    standardised = (features - mean) / scale
+    expected = LogisticRegression(C=1.0, max_iter=10_000).fit(standardised, labels)
     _, head = split_classifier(model)
     dense = head.layers[-1]
     logits = features @ dense.get_weights()[0].astype(np.float64) + dense.get_weights()[1]
-    np.testing.assert_allclose(logits, expected.decision_function(scaler.transform(features)), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(logits, expected.decision_function(standardised), rtol=1e-3, atol=1e-3)
     assert not np.allclose(before[0], dense.get_weights()[0])
     # The whole model (backbone, pooling, dropout off, Dense) agrees with the regression on every training image.
     from visionflow import cache
 
     images = np.stack([ex["image"] for ex in cache.load_split(flowers_cache, "train").as_numpy_iterator()])
     np.testing.assert_array_equal(np.asarray(model(images, training=False)).argmax(-1),
-                                  expected.predict(scaler.transform(features)))
+                                  expected.predict(standardised))
 
 
-def test_a_stronger_penalty_gives_a_smaller_head(flowers_cache, small_params):
-    from visionflow.classifier_training import fit_linear_probe
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stronger_penalty_gives_a_smaller_head(flowers_cache, small_params, seed):
+    """On one backbone, only the penalty differs. The norm is taken on the standardised features' scale (the
+    regression's own coefficients): a random backbone's pooled features are tiny, so its folded weights are huge."""
+    import keras
+
+    from visionflow.classifier_training import fit_linear_probe, probe_standardisation
     from visionflow.models.classifier import build_classifier
 
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(_probe_params(small_params)[1].classifier, num_classes=5)
+    _, scale = probe_standardisation(_pooled_training_features(model, flowers_cache)[0])
     norms = []
     for c in (0.01, 100.0):
-        _, params = _probe_params(small_params, probe_c=c)
-        model = build_classifier(params.classifier, num_classes=5)
-        fit_linear_probe(model, flowers_cache, params, None)
-        norms.append(np.linalg.norm(model.get_layer("head").layers[-1].get_weights()[0]))
-    assert norms[0] < norms[1] / 5, norms
+        fit_linear_probe(model, flowers_cache, _probe_params(small_params, probe_c=c)[1], None)
+        kernel = model.get_layer("head").layers[-1].get_weights()[0].astype(np.float64)
+        norms.append(np.linalg.norm(kernel * scale[:, None]))
+    assert norms[0] < norms[1] / 2, norms  # 1e4 times the penalty: at least half the coefficients
+
+
+def test_the_standardisation_floors_channels_that_barely_vary():
+    from visionflow.classifier_training import probe_standardisation
+
+    features = np.stack([np.linspace(0, 1, 10), np.full(10, 3.0), 3.0 + 1e-9 * np.arange(10)], axis=1)
+    mean, scale = probe_standardisation(features)
+    np.testing.assert_allclose(mean, features.mean(axis=0))
+    assert scale[0] == pytest.approx(features[:, 0].std()) and scale[1] == scale[2] == pytest.approx(1e-3 * scale.mean(), rel=1e-2)
 
 
 def test_every_epoch_can_fine_tune_from_the_probe(flowers_cache, small_params, capsys):

@@ -38,6 +38,13 @@ def window_examples(cache_dir: Path, params: Params) -> TrainingWindows | None:
     return found
 
 
+def probe_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, scale) for the probe: the standard deviation, floored at 1e-3 of the mean one. A channel
+    that barely varies (a dead ReLU of a random backbone) would otherwise fold into the layer as a huge weight."""
+    std = features.std(axis=0)
+    return features.mean(axis=0), np.maximum(std, 1e-3 * max(float(std.mean()), 1e-12))
+
+
 def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, windows: TrainingWindows | None) -> None:
     """classifier.head_init: linear_probe. Fit the head's last layer as a multinomial logistic regression with L2
     penalty 1/classifier.probe_c (scikit-learn, L-BFGS, to convergence) of the backbone's pooled features of the
@@ -46,7 +53,6 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
     fit; the scaling is folded into the layer's kernel and bias, so the model keeps its architecture.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     from visionflow.models.classifier import split_classifier
 
@@ -66,14 +72,13 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
     if len(np.unique(labels)) != kernel.shape[1]:
         raise ConfigError(f"classifier.head_init: linear_probe: the training split has {len(np.unique(labels))} of the "
                           f"head's {kernel.shape[1]} classes; every class needs training images")
-    scaler = StandardScaler().fit(features)
-    probe = LogisticRegression(C=params.classifier.probe_c, max_iter=10_000)
-    probe.fit(scaler.transform(features), labels)
+    mean, scale = probe_standardisation(features)
+    standardised = (features - mean) / scale
+    probe = LogisticRegression(C=params.classifier.probe_c, max_iter=10_000).fit(standardised, labels)
     # logits = coef . (x - mean) / scale + intercept = (coef / scale) . x + (intercept - coef . mean / scale)
-    weights = probe.coef_ / scaler.scale_  # (classes, channels)
-    dense.set_weights([weights.T.astype(kernel.dtype),
-                       (probe.intercept_ - weights @ scaler.mean_).astype(bias.dtype)])
-    accuracy = float((probe.predict(scaler.transform(features)) == labels).mean())
+    weights = probe.coef_ / scale  # (classes, channels)
+    dense.set_weights([weights.T.astype(kernel.dtype), (probe.intercept_ - weights @ mean).astype(bias.dtype)])
+    accuracy = float((probe.predict(standardised) == labels).mean())
     print(f"classifier.head_init: linear_probe fitted on {len(labels)} training examples in {probe.n_iter_[0]} "
           f"L-BFGS iterations (training accuracy {accuracy:.3f})", flush=True)
 
