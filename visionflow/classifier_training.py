@@ -38,6 +38,12 @@ def window_examples(cache_dir: Path, params: Params) -> TrainingWindows | None:
     return found
 
 
+def window_pairs(windows: TrainingWindows) -> tf.data.Dataset:
+    """(image float32, label) pairs of the training windows."""
+    images = tf.constant(windows.images)  # float16: cast per example, not the whole array at once
+    return tf.data.Dataset.from_tensor_slices((images, windows.labels)).map(lambda x, y: (tf.cast(x, tf.float32), y))
+
+
 def probe_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (mean, scale) for the probe: the standard deviation, floored at 1e-3 of the mean one. A channel
     that barely varies (a dead ReLU of a random backbone) would otherwise fold into the layer as a huge weight."""
@@ -60,8 +66,7 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
     pooled = keras.Sequential([backbone, keras.layers.GlobalAveragePooling2D()])
     images = cache.load_split(cache_dir, "train").map(lambda ex: (ex["image"], ex["label"]))
     if windows is not None:
-        images = images.concatenate(tf.data.Dataset.from_tensor_slices(
-            (tf.constant(windows.images), windows.labels)).map(lambda x, y: (tf.cast(x, tf.float32), y)))
+        images = images.concatenate(window_pairs(windows))
     features, labels = [], []
     for x, y in images.batch(params.classifier.batch_size):
         features.append(np.asarray(pooled(x, training=False), np.float64))
@@ -93,11 +98,7 @@ def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, win
     from visionflow.augment import augment_dataset
 
     cfg = params.classifier
-    extra = None
-    if windows is not None:
-        images = tf.constant(windows.images)  # float16: cast per example, not the whole array at once
-        extra = tf.data.Dataset.from_tensor_slices((images, windows.labels)).map(
-            lambda x, y: (tf.cast(x, tf.float32), y))
+    extra = None if windows is None else window_pairs(windows)
     train = training_stream(cache_dir, "label", cfg.shuffle_buffer, params.seed, extra)
     if params.augment.placement == "dataset":
         train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
