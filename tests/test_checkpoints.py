@@ -33,12 +33,14 @@ def flowers_cache(tmp_path_factory):
     return write_tiny_cache(tmp_path_factory.mktemp("ckpt") / "cache", "label", (20, 5, 5))
 
 
-@pytest.mark.parametrize("placement", ["model", "dataset"])
-def test_a_crashed_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path, placement):
+@pytest.mark.parametrize(("placement", "weight_ema"), [("model", 0.0), ("dataset", 0.0), ("model", 0.9)])
+def test_a_crashed_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path, placement,
+                                                              weight_ema):
     from visionflow.classifier_training import train_classifier
 
     raw = to_dict(small_params)
-    raw["classifier"].update(image_size=32, epochs=3, batch_size=8, filters=[4, 8], dense_units=8)
+    raw["classifier"].update(image_size=32, epochs=3, batch_size=8, filters=[4, 8], dense_units=8,
+                             weight_ema=weight_ema)  # the average of the steps before the crash is resumed too
     raw["augment"]["placement"] = placement
     params = parse_params(raw, source="test")
     reference, ref_history = train_classifier(flowers_cache, params)

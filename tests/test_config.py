@@ -149,6 +149,7 @@ def test_config_is_frozen():
          "must be at most classifier.epochs (3)"),
         ({"segmentation": {"fine_tune": {"from_block": 17}}}, "segmentation.fine_tune.from_block", "less than or equal"),
         ({"classifier": {"label_smoothing": 1.0}}, "classifier.label_smoothing", "less than 1"),
+        ({"classifier": {"weight_ema": 1.0}}, "classifier.weight_ema", "less than 1"),
         ({"segmentation": {"dice_weight": -1}}, "segmentation.dice_weight", "greater than or equal to 0"),
         ({"evaluation": {"test_time_flip": "sometimes"}}, "evaluation.test_time_flip", "valid boolean"),
         ({"classifier": {"windows": {"canvases": -1}}}, "classifier.windows.canvases", "greater than or equal to 0"),

@@ -197,6 +197,7 @@ class ClassifierConfig:
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     windows: WindowsConfig
     lr_schedule: Literal["constant", "cosine"]
+    weight_ema: Annotated[float, Field(ge=0.0, lt=1.0)]  # 0: none; else the saved weights are this moving average
     epochs: Annotated[int, Field(ge=1, le=1000)]
     fine_tune: FineTuneConfig
     batch_size: BatchSize

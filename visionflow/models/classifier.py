@@ -140,9 +140,10 @@ def feature_stride(backbone: keras.Model) -> int:
 
 def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False,
                        steps_per_epoch: int | None = None, jit_compile: bool = False) -> None:
-    """Adam (constant or cosine-decayed rate) + sparse cross-entropy on logits (smoothed when
-    classifier.label_smoothing > 0) + accuracy; `fine_tuning`: phase two's learning rate (classifier.fine_tune).
-    A cosine schedule spans the phase and needs `steps_per_epoch`; `jit_compile`: XLA."""
+    """Adam (constant or cosine-decayed rate; averaging the weights when classifier.weight_ema > 0) + sparse
+    cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy; `fine_tuning`: phase two's
+    learning rate (classifier.fine_tune). A cosine schedule spans the phase and needs `steps_per_epoch`;
+    `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
@@ -155,5 +156,8 @@ def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: b
         epochs = cfg.fine_tune.epochs if fine_tuning else cfg.epochs - cfg.fine_tune.epochs
         # Decays to 0 by the last step of the phase's last epoch (Keras' default floor, alpha=0).
         learning_rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps_per_epoch)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"],
+    # classifier.weight_ema: Keras keeps the moving average beside each trainable weight and writes it into the
+    # weights when fit ends (Optimizer.finalize_variable_values); each phase's fit averages its own steps.
+    ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, **ema), loss=loss, metrics=["accuracy"],
                   jit_compile=jit_compile)
