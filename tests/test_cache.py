@@ -23,6 +23,17 @@ def test_stratified_indices_are_disjoint_complete_and_per_class():
     assert not np.array_equal(parts["test"], other["test"])
 
 
+def test_stratified_val_split_keeps_one_image_per_class_when_its_fraction_gives_fewer():
+    labels = np.repeat(np.arange(5), 100)
+    parts = cache.stratified_indices(labels, {"train": 0.89, "val": 0.01, "test": 0.1}, seed=42)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 445, "val": 5, "test": 50}
+    assert np.bincount(labels[parts["val"]]).tolist() == [1] * 5
+    assert sorted(np.concatenate(list(parts.values()))) == list(range(500))
+    # A fraction that already gives one image per class is split as asked.
+    parts = cache.stratified_indices(labels, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=42)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 400, "val": 50, "test": 50}
+
+
 def test_stratified_split_of_too_few_images_names_the_param():
     with pytest.raises(cache.CacheError, match="data.flowers_split"):
         cache.stratified_indices([0, 1, 2], {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)

@@ -10,6 +10,7 @@ flowers {"image": float32 (S, S, 3) in [0, 1], "label": int64}
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -166,7 +167,8 @@ def _decode(builder, example: dict, images: Sequence[str]) -> dict:
 
 
 def stratified_indices(labels: Sequence[int], fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
-    """Split example indices into train/val/test per class with the given fractions (deterministic)."""
+    """Split example indices into train/val/test per class with the given fractions (deterministic); val holds at
+    least one image per class (as in kfold_indices), taken from test when the fraction gives fewer."""
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
@@ -174,9 +176,11 @@ def stratified_indices(labels: Sequence[int], fractions: dict[str, float], seed:
     holdout = fractions["val"] + fractions["test"]
     try:
         train, rest = train_test_split(index, test_size=holdout, stratify=labels, random_state=seed)
-        val, test = train_test_split(
-            rest, test_size=fractions["test"] / holdout, stratify=labels[rest], random_state=seed
-        )
+        test_size: float | int = fractions["test"] / holdout
+        n_classes = len(np.unique(labels))
+        if len(rest) - math.ceil(test_size * len(rest)) < n_classes:  # sklearn rounds the test share up
+            test_size = len(rest) - n_classes
+        val, test = train_test_split(rest, test_size=test_size, stratify=labels[rest], random_state=seed)
     except ValueError as exc:  # too few images of a class for a stratified split
         raise CacheError(
             f"data.flowers_split: cannot split {len(labels)} images into train/val/test by class ({exc}); "
