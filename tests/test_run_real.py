@@ -48,6 +48,10 @@ def test_make_run_real_on_the_samples(tmp_path, keras_home):
     assert params["classifier"]["backbone"] == real["classifier"]["backbone"] == "mobilenet_v2"
     assert params["augment"]["segmentation"] == real["augment"]["segmentation"]
     assert params["segmentation"]["epochs"] == 3 and params["classifier"]["epochs"] == 2
+    assert params["data"]["flowers_split"] == real["data"]["flowers_split"]
+    # configs/real.yaml's flowers split: the validation split keeps one photo per class, the rest trains.
+    counts = json.loads((repo / "data/cache/flowers/info.json").read_text())["counts"]
+    assert counts == {"train": 445, "val": 5, "test": 50}, counts
     exps = subprocess.run([str(repo / ".venv/bin/dvc"), "exp", "list", "--name-only"], cwd=repo,
                           env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout.split()
     assert exps == ["real-directory"]
