@@ -202,12 +202,16 @@ class ClassifierConfig:
     fine_tune: FineTuneConfig
     batch_size: BatchSize
     learning_rate: LearningRate
+    layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]  # each MobileNetV2 stage's rate: x this per stage down
     shuffle_buffer: PositiveInt
 
     @model_validator(mode="after")
     def _fine_tune(self):
         if self.fine_tune.epochs and self.backbone != "mobilenet_v2":
             raise ValueError("fine_tune.epochs needs classifier.backbone: mobilenet_v2 (an encoder to unfreeze)")
+        if self.layer_decay < 1 and self.backbone != "mobilenet_v2":
+            raise ValueError(f"layer_decay: {self.layer_decay:g} needs classifier.backbone: mobilenet_v2 (stages to "
+                             "decay the rate over); set layer_decay: 1.0 for small_cnn")
         if self.head_init == "linear_probe" and self.backbone != "mobilenet_v2":
             raise ValueError("head_init: linear_probe needs classifier.backbone: mobilenet_v2 (pooled features and "
                              "a linear head); set head_init: random for small_cnn")

@@ -10,6 +10,7 @@ from keras import layers
 
 from visionflow.config import ClassifierConfig
 from visionflow.models.losses import SmoothedSparseCrossEntropy
+from visionflow.models.optimizers import LayerDecayAdam
 from visionflow.models.weights import mobilenet_v2, set_batchnorm_momentum
 
 _PROBE_SIDE = 1024  # symbolic input side used to read a backbone's stride (no computation runs)
@@ -140,10 +141,10 @@ def feature_stride(backbone: keras.Model) -> int:
 
 def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False,
                        steps_per_epoch: int | None = None, jit_compile: bool = False) -> None:
-    """Adam (constant or cosine-decayed rate; averaging the weights when classifier.weight_ema > 0) + sparse
-    cross-entropy on logits (smoothed when classifier.label_smoothing > 0) + accuracy; `fine_tuning`: phase two's
-    learning rate (classifier.fine_tune). A cosine schedule spans the phase and needs `steps_per_epoch`;
-    `jit_compile`: XLA."""
+    """Adam (constant or cosine-decayed rate; averaging the weights when classifier.weight_ema > 0; lower rates down
+    the backbone when classifier.layer_decay < 1) + sparse cross-entropy on logits (smoothed when
+    classifier.label_smoothing > 0) + accuracy; `fine_tuning`: phase two's learning rate (classifier.fine_tune). A
+    cosine schedule spans the phase and needs `steps_per_epoch`; `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
@@ -159,5 +160,7 @@ def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: b
     # classifier.weight_ema: Keras keeps the moving average beside each trainable weight and writes it into the
     # weights when fit ends (Optimizer.finalize_variable_values); each phase's fit averages its own steps.
     ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, **ema), loss=loss, metrics=["accuracy"],
-                  jit_compile=jit_compile)
+    optimizer = keras.optimizers.Adam(learning_rate, **ema)
+    if cfg.layer_decay < 1:  # classifier.layer_decay: lower rates down the backbone
+        optimizer = LayerDecayAdam(cfg.layer_decay, learning_rate=learning_rate, **ema)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
