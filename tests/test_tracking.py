@@ -206,10 +206,10 @@ def test_runs_of_killed_processes_are_closed_as_failed_by_the_next_stage(exp_cop
         assert status[run.info.run_id].info.status == "RUNNING"
 
 
-def test_a_dataset_lost_to_a_concurrent_run_is_logged_again_and_other_errors_are_raised():
+def test_a_row_lost_to_a_concurrent_run_is_written_again_and_other_errors_are_raised():
     from mlflow.exceptions import MlflowException
 
-    from visionflow.tracking.run import DATASET_RACE_ATTEMPTS, _retry_dataset_race
+    from visionflow.tracking.run import INSERT_RACE_ATTEMPTS, _retry_insert_race
 
     race = MlflowException('(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint '
                            '"dataset_pk" ... INSERT INTO datasets')
@@ -220,7 +220,7 @@ def test_a_dataset_lost_to_a_concurrent_run_is_logged_again_and_other_errors_are
         if len(calls) == 1:
             raise race
 
-    _retry_dataset_race(lose_once, wait_s=0)
+    _retry_insert_race(lose_once, "dataset", wait_s=0)
     assert len(calls) == 2
 
     def always(exc):
@@ -231,9 +231,13 @@ def test_a_dataset_lost_to_a_concurrent_run_is_logged_again_and_other_errors_are
 
     calls.clear()
     with pytest.raises(MlflowException, match="UniqueViolation"):
-        _retry_dataset_race(always(race), wait_s=0)
-    assert len(calls) == DATASET_RACE_ATTEMPTS
+        _retry_insert_race(always(race), "dataset", wait_s=0)
+    assert len(calls) == INSERT_RACE_ATTEMPTS
     calls.clear()
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
-        _retry_dataset_race(always(MlflowException("RESOURCE_DOES_NOT_EXIST: run gone")), wait_s=0)
+        _retry_insert_race(always(MlflowException("RESOURCE_DOES_NOT_EXIST: run gone")), "dataset", wait_s=0)
+    assert len(calls) == 1
+    calls.clear()  # a unique-key error on another table is not this race
+    with pytest.raises(MlflowException, match="dataset_pk"):
+        _retry_insert_race(always(race), "registered_model_alias", wait_s=0)
     assert len(calls) == 1

@@ -18,12 +18,13 @@ from visionflow.tracking.parents import (EXECUTION_TAG, FAILURE_TAG, PARENT_TAG,
                                          create_parent, headline_metrics, metric)
 from visionflow.tracking.provenance import (dvc_digests, execution_alive, execution_key, file_sha256, git_dirty,
                                             process_key)
-from visionflow.tracking.run import CANDIDATE_ALIAS, DATASET_RACE_ATTEMPTS, MODEL_TAG, REGISTERED_MODELS, Run, start_run
+from visionflow.tracking.run import (CANDIDATE_ALIAS, INSERT_RACE_ATTEMPTS, MODEL_TAG, REGISTERED_MODELS, Run,
+                                     start_run)
 from visionflow.tracking.store import (EXPERIMENT, EXPERIMENT_TAGS, OFF_HINT, RELOG_HINT, check_store, connect, enabled,
                                        experiment_id, is_store_lost, repo_root, runs_table_url, tracking_uri)
 
 __all__ = [
-    "CANDIDATE_ALIAS", "DATASET_RACE_ATTEMPTS", "EXECUTION_TAG", "EXPERIMENT", "EXPERIMENT_TAGS", "FAILURE_TAG",
+    "CANDIDATE_ALIAS", "EXECUTION_TAG", "EXPERIMENT", "EXPERIMENT_TAGS", "FAILURE_TAG", "INSERT_RACE_ATTEMPTS",
     "MODEL_TAG", "OFF_HINT", "PARENT_TAG", "PROCESS_TAG", "REGISTERED_MODELS", "RELOG_HINT", "Run", "check_store",
     "close_stale", "connect", "create_parent", "dvc_digests", "enabled", "execution_alive", "execution_key",
     "experiment_id", "file_sha256", "git_dirty", "headline_metrics", "is_store_lost", "metric", "process_key",

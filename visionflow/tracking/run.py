@@ -110,7 +110,7 @@ class Run:
             if digest is None and Path(path).is_file():
                 digest = file_sha256(Path(path))
             dataset = MetaDataset(source, name=name, digest=digest[:36] if digest else None)
-            _retry_dataset_race(lambda: self._mlflow.log_input(dataset, context))
+            _retry_insert_race(lambda: self._mlflow.log_input(dataset, context), "dataset")
 
     @_guarded
     def log_keras_model(self, model, task: str, example) -> None:
@@ -129,7 +129,10 @@ class Run:
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
         )
         client = self._mlflow.MlflowClient()
-        client.set_registered_model_alias(name, CANDIDATE_ALIAS, info.registered_model_version)
+        # The first `candidate` of a model is an insert: two experiments registering at once can race for it.
+        _retry_insert_race(lambda: client.set_registered_model_alias(name, CANDIDATE_ALIAS,
+                                                                     info.registered_model_version),
+                           "registered_model_alias")
 
     @_guarded
     def tag_model_file(self, path: Path) -> None:
@@ -202,16 +205,17 @@ def _finish(mlflow, client, run: Run, parent: str | None, status: str) -> None:
                 raise
 
 
-DATASET_RACE_ATTEMPTS = 3
+INSERT_RACE_ATTEMPTS = 3
 
 
-def _retry_dataset_race(log, attempts: int = DATASET_RACE_ATTEMPTS, wait_s: float = 0.5) -> None:
-    """Call `log` (an MLflow log_input), again when a tracking server lost a race to create the same dataset.
+def _retry_insert_race(call, table: str, attempts: int = INSERT_RACE_ATTEMPTS, wait_s: float = 0.5) -> None:
+    """Call `call` (an MLflow write that creates a row of `table` when it is missing), again when the tracking
+    server lost a race to create that row for a concurrent run.
 
-    Two runs that log one dataset (same experiment, name and digest) at the same moment, such as two queued
-    experiments starting `dvc exp run` stages together, can both miss it and both insert it; the database's
-    unique key refuses the second insert and the server answers BAD_REQUEST. By then the dataset exists, so a
-    second call links it. Any other error, or the same one `attempts` times, is raised.
+    MLflow's SQL store looks such a row up and inserts it when it finds none. Two queued experiments whose stages
+    reach the same write at the same moment can both miss it and both insert it; the database's unique key refuses
+    the second insert and the server answers BAD_REQUEST. By then the row exists, so a second call finds it: a
+    dataset is linked, an alias is moved. Any other error, or the same one `attempts` times, is raised.
     """
     import time
 
@@ -219,10 +223,10 @@ def _retry_dataset_race(log, attempts: int = DATASET_RACE_ATTEMPTS, wait_s: floa
 
     for attempt in range(1, attempts + 1):
         try:
-            return log()
+            return call()
         except MlflowException as exc:
             text = str(exc)
-            lost_race = "dataset" in text and ("UniqueViolation" in text or "UNIQUE constraint failed" in text)
+            lost_race = table in text and ("UniqueViolation" in text or "UNIQUE constraint failed" in text)
             if not lost_race or attempt == attempts:
                 raise
             time.sleep(wait_s * attempt)
