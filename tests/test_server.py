@@ -206,7 +206,6 @@ def test_two_queued_experiments_in_parallel_land_complete_on_the_server(server, 
         assert secret.encode() not in objects, f"{secret} found in an S3 artifact"
 
 
-
 def test_two_runs_setting_a_models_first_alias_at_once_both_succeed(postgres):
     """A model's first `candidate` alias is an insert that MLflow's SQL store makes after looking for the alias, so
     two experiments registering at the same moment race for it and PostgreSQL's unique key refuses one of them (the
@@ -254,7 +253,8 @@ def test_two_runs_setting_a_models_first_alias_at_once_both_succeed(postgres):
 
     race("bare", set_alias)
     assert lost and all("registered_model_alias" in e and "UniqueViolation" in e for e in lost), lost
-    lost.clear(), calls.clear()
+    lost.clear()
+    calls.clear()
     race("retried", lambda name, v: _retry_insert_race(lambda: set_alias(name, v), "registered_model_alias",
                                                        wait_s=0.1))
     assert lost == [] and len(calls) > 20, (lost, len(calls))  # every race was won, some only on a second call
