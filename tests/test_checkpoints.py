@@ -33,14 +33,16 @@ def flowers_cache(tmp_path_factory):
     return write_tiny_cache(tmp_path_factory.mktemp("ckpt") / "cache", "label", (20, 5, 5))
 
 
-@pytest.mark.parametrize(("placement", "weight_ema"), [("model", 0.0), ("dataset", 0.0), ("model", 0.9)])
+@pytest.mark.parametrize(("placement", "weight_ema", "mixup_alpha"),
+                         [("model", 0.0, 0.0), ("dataset", 0.0, 0.0), ("model", 0.9, 0.0), ("dataset", 0.0, 0.4)])
 def test_a_crashed_training_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path, placement,
-                                                              weight_ema):
+                                                              weight_ema, mixup_alpha):
     from visionflow.classifier_training import train_classifier
 
     raw = to_dict(small_params)
     raw["classifier"].update(image_size=32, epochs=3, batch_size=8, filters=[4, 8], dense_units=8,
-                             weight_ema=weight_ema)  # the average of the steps before the crash is resumed too
+                             weight_ema=weight_ema,  # the average of the steps before the crash is resumed too
+                             mixup_alpha=mixup_alpha)  # and the mixing of the batches after it
     raw["augment"]["placement"] = placement
     params = parse_params(raw, source="test")
     reference, ref_history = train_classifier(flowers_cache, params)

@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from visionflow import cache, distribute
+from visionflow.augment.mixup import MixUp
 from visionflow.checkpoints import Backup
 from visionflow.config import Params, TrainConfig
 from visionflow.models.weights import unfreeze_from_block
@@ -55,16 +56,20 @@ def steps_per_epoch(cache_dir: Path, batch_size: int, extra: int = 0) -> int:
 
 
 def batches(cache_dir: Path, train: tf.data.Dataset, target: str, batch_size: int, start_epoch: int = 0,
-            extra: int = 0, distribution: str = "none"):
+            extra: int = 0, distribution: str = "none", mixup: MixUp | None = None):
     """(training batches, un-augmented validation batches, steps per epoch); `batch_size` is the global batch.
 
     A run resumed at `start_epoch` skips the examples the finished epochs drew from the endless stream, so
-    it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on.
+    it sees exactly the batches (order and augmentations) an uninterrupted run sees from there on. `mixup`
+    mixes each global batch (before multi_worker splits it) and makes every target one-hot.
     """
     val = cache.load_split(cache_dir, "val").map(lambda ex: (ex["image"], ex[target]))
     steps = steps_per_epoch(cache_dir, batch_size, extra)
     train = train.skip(start_epoch * steps * batch_size) if start_epoch else train
-    train, val = train.batch(batch_size).prefetch(AUTOTUNE), val.batch(batch_size).prefetch(AUTOTUNE)
+    train, val = train.batch(batch_size), val.batch(batch_size)
+    if mixup is not None:
+        train, val = mixup.training(train, first_batch=start_epoch * steps), mixup.validation(val)
+    train, val = train.prefetch(AUTOTUNE), val.prefetch(AUTOTUNE)
     if distribution == "multi_worker":
         train, val = distribute.shard_by_data(train), distribute.shard_by_data(val)
     return train, val, steps

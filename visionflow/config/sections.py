@@ -193,6 +193,7 @@ class ClassifierConfig:
     dropout: Probability
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    mixup_alpha: Annotated[float, Field(ge=0.0, le=100.0)]  # 0: none; else MixUp's Beta(a, a) (augment.mixup)
     head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     windows: WindowsConfig

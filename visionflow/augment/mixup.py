@@ -1,0 +1,51 @@
+"""MixUp (Zhang et al., 2018, "mixup: Beyond Empirical Risk Minimization") on batches of (image, class id).
+
+Each training batch is mixed with itself reversed: example i becomes lam_i * x_i + (1 - lam_i) * x_(B-1-i), with
+target lam_i * onehot(y_i) + (1 - lam_i) * onehot(y_(B-1-i)), lam_i ~ Beta(alpha, alpha) drawn for each example
+(timm pairs a batch with its reverse the same way; the stream is shuffled, so the pairs are random). Written here
+rather than taken from KerasCV, whose MixUp draws from Keras' global generator: these draws are stateless,
+seeded by params.yaml's seed and the batch's index in the stream, so a resumed run mixes the batches an
+uninterrupted run mixes. Targets become one-hot (B, K); validation batches get one-hot targets too, so one loss
+and one accuracy serve both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class MixUp:
+    alpha: float      # Beta(alpha, alpha) concentration: small = mostly one image, 1 = any mixture equally likely
+    num_classes: int  # width of the one-hot targets (the model's outputs)
+    seed: int
+
+    def weights(self, batch_index: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+        """(size,) float32 lam in [0, 1] for the batch at `batch_index` of the stream: Beta(alpha, alpha) as
+        X / (X + Y) with X, Y ~ Gamma(alpha)."""
+        index = tf.cast(batch_index, tf.int64)
+        shape = tf.reshape(tf.cast(size, tf.int32), (1,))
+        x = tf.random.stateless_gamma(shape, tf.stack([tf.constant(self.seed, tf.int64), 2 * index]), self.alpha)
+        y = tf.random.stateless_gamma(shape, tf.stack([tf.constant(self.seed, tf.int64), 2 * index + 1]), self.alpha)
+        return tf.math.divide_no_nan(x, x + y)  # both draws 0 (float32 underflow at small alpha): image j alone
+
+    def one_hot(self, labels: tf.Tensor) -> tf.Tensor:
+        return tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), (-1,)), self.num_classes)
+
+    def mix(self, batch_index: tf.Tensor, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One batch of (B, H, W, C) images and (B,) ids -> mixed images and (B, K) mixed targets."""
+        lam = self.weights(batch_index, tf.shape(images)[0])
+        targets = self.one_hot(labels)
+        mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * tf.reverse(images, [0])
+        return mixed, lam[:, None] * targets + (1 - lam[:, None]) * tf.reverse(targets, [0])
+
+    def training(self, batches: tf.data.Dataset, first_batch: int = 0) -> tf.data.Dataset:
+        """Mixes every batch; `first_batch`: the stream index of the first one (a resumed run's skipped batches)."""
+        return batches.enumerate(start=first_batch).map(lambda i, pair: self.mix(i, *pair),
+                                                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def validation(self, batches: tf.data.Dataset) -> tf.data.Dataset:
+        """Unmixed batches with one-hot targets."""
+        return batches.map(lambda images, labels: (images, self.one_hot(labels)))
