@@ -2,11 +2,13 @@
 
 Each training batch is mixed with itself reversed: example i becomes lam_i * x_i + (1 - lam_i) * x_(B-1-i), with
 target lam_i * onehot(y_i) + (1 - lam_i) * onehot(y_(B-1-i)), lam_i ~ Beta(alpha, alpha) drawn for each example
-(timm pairs a batch with its reverse the same way; the stream is shuffled, so the pairs are random). Written here
-rather than taken from KerasCV, whose MixUp draws from Keras' global generator: these draws are stateless,
-seeded by params.yaml's seed and the batch's index in the stream, so a resumed run mixes the batches an
-uninterrupted run mixes. Targets become one-hot (B, K); validation batches get one-hot targets too, so one loss
-and one accuracy serve both.
+(timm pairs a batch with its reverse the same way; the stream is shuffled, so the pairs are random).
+
+Written here rather than with `keras.layers.MixUp`: that layer takes its seed only as a Python int or a
+SeedGenerator (a stateful variable), so inside tf.data it cannot be seeded by the batch's index, and a run resumed
+from a checkpoint would draw other mixtures than the uninterrupted run. These draws are stateless, seeded by
+params.yaml's seed and the batch's index in the stream. Targets become one-hot (B, K); validation batches get one-hot
+targets too, so one loss and one accuracy serve both.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class MixUp:
         shape = tf.reshape(tf.cast(size, tf.int32), (1,))
         x = tf.random.stateless_gamma(shape, tf.stack([tf.constant(self.seed, tf.int64), 2 * index]), self.alpha)
         y = tf.random.stateless_gamma(shape, tf.stack([tf.constant(self.seed, tf.int64), 2 * index + 1]), self.alpha)
-        return tf.math.divide_no_nan(x, x + y)  # both draws 0 (float32 underflow at small alpha): image j alone
+        return tf.math.divide_no_nan(x, x + y)  # both draws 0 (float32 underflow, small alpha): the mirror
 
     def one_hot(self, labels: tf.Tensor) -> tf.Tensor:
         return tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), (-1,)), self.num_classes)
