@@ -43,13 +43,16 @@ run-real: setup
 # Cross-validated sweep: every GRID point (-S key=a,b makes an axis) times FOLDS folds, queued as DVC experiments
 # named SWEEP-<point>-f<fold> on top of SETTINGS and the data variables above, run one at a time, and summarised as
 # mean +- std over the folds (reports/sweep-SWEEP.csv). TARGETS (e.g. evaluate_segmentation) runs only those stages.
+# SEEDS=42,7,1234 repeats the folds once per seed (each draws other folds) and pools them: repeated k-fold.
 SETTINGS ?= configs/real.yaml
 FOLDS ?= 5
+SEEDS ?=
 GRID ?=
 SWEEP ?= sweep
 TARGETS ?=
 sweep: setup
-	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(DATA_SETTINGS) $(GRID) $(TARGETS)
+	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(DATA_SETTINGS) $(GRID) $(TARGETS)
 
 test: setup
 	$(BIN)/python -m pytest -ra

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -39,6 +42,53 @@ def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path)
     listed = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp list --name-only"], cwd=repo,
                             env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout.split()
     assert sorted(listed) == ["t-0-f0", "t-0-f1", "t-1-f0", "t-1-f1"]
+
+
+@pytest.mark.slow
+def test_make_sweep_with_seeds_repeats_the_folds_per_seed_and_pools_them(tmp_path):
+    repo = clone(tmp_path / "repo", SHRUNK)
+    (repo / "configs" / "tiny.yaml").write_text("segmentation:\n  epochs: 1\n")
+    run = subprocess.run(["make", "sweep", "SETTINGS=configs/tiny.yaml", "SOURCE=synthetic", "FOLDS=2", "SEEDS=1,2",
+                          "SWEEP=r", "TARGETS=evaluate_segmentation"], cwd=repo, env=fresh_shell_env(),
+                         capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "queued 4 experiments: 1 grid point(s) x 2 seeds x 2 folds" in run.stdout
+    assert "(mean +- std over 2 folds x 2 seeds (1,2);" in run.stdout
+    shown = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp show --json"], cwd=repo,
+                           env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout
+    runs = {}
+    for exp in (exp for rev in json.loads(shown) for exp in rev["experiments"] or []):
+        data = exp["revs"][0]["data"]
+        params = data["params"]["params.yaml"]["data"]
+        runs[exp["name"]] = (params["seed"], params["data"]["fold"],
+                             data["metrics"]["metrics/segmentation.json"]["data"]["mean_iou"])
+    assert {name: run[:2] for name, run in runs.items()} == {
+        "r-0-s1-f0": (1, 0), "r-0-s1-f1": (1, 1), "r-0-s2-f0": (2, 0), "r-0-s2-f1": (2, 1)}
+    summary = pd.read_csv(repo / "reports" / "sweep-r.csv", header=[0, 1], index_col=0)
+    ious = [run[2] for run in runs.values()]
+    assert len(summary) == 1  # one row: both seeds' folds pooled, not a row per seed
+    assert summary[("segmentation.mean_iou", "mean")].iloc[0] == pytest.approx(np.mean(ious))
+    assert summary[("segmentation.mean_iou", "std")].iloc[0] == pytest.approx(np.std(ious, ddof=1))
+
+
+@pytest.mark.parametrize("text, problem", [("42,x", "comma-separated whole numbers"), ("7,7", "each seed once"),
+                                           ("-1,3", "none negative")])
+def test_bad_seeds_are_refused_by_name(text, problem):
+    from visionflow.config import ConfigError
+    from visionflow.sweep import parse_seeds
+
+    with pytest.raises(ConfigError, match=f"--seeds {text}: .*{problem}"):
+        parse_seeds(text)
+    assert parse_seeds("") == [] and parse_seeds("42,7") == [42, 7]
+
+
+def test_seeds_and_a_seed_setting_together_are_refused_before_anything_is_queued(monkeypatch):
+    from visionflow import sweep
+    from visionflow.config import ConfigError
+
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: pytest.fail("queued despite the conflict"))
+    with pytest.raises(ConfigError, match="--seeds and -S seed="):
+        sweep.queue(Path("configs/real.yaml"), "s", 3, ["-S", "seed=5"], [1, 2])
 
 
 def test_a_sweep_whose_experiments_wrote_no_metrics_says_so(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Cross-validated sweeps as queued DVC experiments: every grid point times every fold, then mean +- std.
 
-    python -m visionflow.sweep configs/real.yaml -n NAME --folds 5 [-S key=a,b ...] [-S key=value ...] [STAGE ...]
+    python -m visionflow.sweep configs/real.yaml -n NAME --folds 5 [--seeds 42,7] [-S key=a,b ...] [-S key=value ...]
+        [STAGE ...]
 
 `make sweep` calls this. A `-S` value with commas is a grid axis; the grid's product times `data.fold` =
 0 .. folds-1 is queued with `dvc exp run --queue` (each experiment checked first, as `make run-real` checks one),
@@ -8,6 +9,10 @@ run by `dvc queue start`, and summarised from the experiments' commits as one ro
 over the folds of the headline metrics (also written to reports/sweep-NAME.csv). Stage names (for example
 evaluate_segmentation) limit every experiment to that stage and what it depends on, and the summary to the metrics
 those stages produced. The experiments stay in `dvc exp show` and, as parent runs named after them, in the MLflow UI.
+
+`--seeds` repeats the k-fold cross-validation: every grid point runs once per seed (params.yaml's `seed`, which
+draws the folds and seeds the training), and each row pools all its seeds' folds. One partition's folds are not
+the only draw, and settings chosen on the folds that score them are flattered by them.
 """
 
 from __future__ import annotations
@@ -39,21 +44,41 @@ def grid(set_params: list[str]) -> tuple[list[str], list[dict[str, str]]]:
     return fixed, points
 
 
-def queue(settings: Path, name: str, folds: int, args: list[str]) -> list[tuple[str, dict[str, str], int]]:
-    """Check and queue every (grid point, fold) experiment; returns (experiment name, point, fold) for each."""
+def parse_seeds(text: str | None) -> list[int]:
+    """`--seeds 42,7`: the seeds to repeat the folds with, each once; [] (no flag): params.yaml's seed alone."""
+    if not text:
+        return []
+    try:
+        seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds {text}: expected comma-separated whole numbers, e.g. --seeds 42,7,1234") from None
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ConfigError(f"--seeds {text}: each seed once, none negative (e.g. --seeds 42,7,1234)")
+    return seeds
+
+
+def queue(settings: Path, name: str, folds: int, args: list[str],
+          seeds: list[int] | None = None) -> list[tuple[str, dict[str, str], int]]:
+    """Check and queue every (grid point, seed, fold) experiment; returns (experiment name, point, fold) for each."""
     if folds < 2:
         raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
     set_params, rest = split_set_params(args)
     fixed, points = grid(set_params)
+    if seeds and any(f.partition("=")[0] == "seed" for f in set_params):
+        raise ConfigError("--seeds and -S seed=...: give the seeds once (--seeds repeats the folds with each)")
     queued = []
     for i, point in enumerate(points):
-        for fold in range(folds):
-            exp = f"{name}-{i}-f{fold}"
-            flags = [*fixed, *(f"{k}={v}" for k, v in point.items()), f"data.folds={folds}", f"data.fold={fold}"]
-            argv = command(settings, ["--queue", "-n", exp, *rest, *(a for f in flags for a in ("-S", f))])
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-            queued.append((exp, point, fold))
-    print(f"queued {len(queued)} experiments: {len(points)} grid point(s) x {folds} folds", flush=True)
+        for seed in seeds or [None]:  # None: params.yaml's seed, and the names without one
+            for fold in range(folds):
+                exp = f"{name}-{i}-f{fold}" if seed is None else f"{name}-{i}-s{seed}-f{fold}"
+                repeat = [f"seed={seed}"] if seed is not None else []
+                flags = [*fixed, *(f"{k}={v}" for k, v in point.items()), *repeat, f"data.folds={folds}",
+                         f"data.fold={fold}"]
+                argv = command(settings, ["--queue", "-n", exp, *rest, *(a for f in flags for a in ("-S", f))])
+                subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+                queued.append((exp, point, fold))
+    repeats = f" x {len(seeds)} seeds" if seeds else ""
+    print(f"queued {len(queued)} experiments: {len(points)} grid point(s){repeats} x {folds} folds", flush=True)
     return queued
 
 
@@ -145,10 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("settings", type=Path, help="settings file applied to params.yaml (e.g. configs/real.yaml)")
     p.add_argument("-n", "--name", default="sweep", help="experiment name prefix (default: sweep)")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seeds", help="repeat the folds once per seed (comma-separated, e.g. 42,7,1234) and pool them")
     args, rest = p.parse_known_args(argv)
     baseline = (_git("rev-parse", "HEAD") or "").strip()
     try:
-        queued = queue(args.settings, args.name, args.folds, rest)
+        seeds = parse_seeds(args.seeds)
+        queued = queue(args.settings, args.name, args.folds, rest, seeds)
     except (ValueError, subprocess.CalledProcessError) as exc:
         sys.exit(f"error: {exc}")
     failed = run_queue({exp for exp, _, _ in queued})
@@ -164,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     print(markdown(table))
-    print(f"(mean +- std over {args.folds} folds; written to {out})")
+    repeats = f" x {len(seeds)} seeds ({args.seeds})" if seeds else ""
+    print(f"(mean +- std over {args.folds} folds{repeats}; written to {out})")
     sys.exit(1 if failed else 0)
 
 
