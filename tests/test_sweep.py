@@ -22,14 +22,20 @@ def test_grid_axes_are_comma_lists_and_everything_else_is_fixed():
     assert grid(["c=x"]) == (["c=x"], [{}])
 
 
-@pytest.mark.slow
-def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path):
+def make_sweep(tmp_path, *variables: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """`make sweep VARIABLES` as typed, 2 folds of 1-epoch segmentation on the synthetic data, in a fresh clone."""
     repo = clone(tmp_path / "repo", SHRUNK)
     (repo / "configs" / "tiny.yaml").write_text("segmentation:\n  epochs: 1\n")
-    run = subprocess.run(["make", "sweep", "SETTINGS=configs/tiny.yaml", "SOURCE=synthetic", "FOLDS=2", "SWEEP=t",
-                          "GRID=-S segmentation.learning_rate=0.001,0.003", "TARGETS=evaluate_segmentation"], cwd=repo, env=fresh_shell_env(),
+    run = subprocess.run(["make", "sweep", "SETTINGS=configs/tiny.yaml", "SOURCE=synthetic", "FOLDS=2", *variables,
+                          "TARGETS=evaluate_segmentation"], cwd=repo, env=fresh_shell_env(),
                          capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return repo, run
+
+
+@pytest.mark.slow
+def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path):
+    repo, run = make_sweep(tmp_path, "SWEEP=t", "GRID=-S segmentation.learning_rate=0.001,0.003")
     assert "queued 4 experiments: 2 grid point(s) x 2 folds" in run.stdout
     assert "sweep: 4/4 experiments done" in run.stdout
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
@@ -46,12 +52,7 @@ def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path)
 
 @pytest.mark.slow
 def test_make_sweep_with_seeds_repeats_the_folds_per_seed_and_pools_them(tmp_path):
-    repo = clone(tmp_path / "repo", SHRUNK)
-    (repo / "configs" / "tiny.yaml").write_text("segmentation:\n  epochs: 1\n")
-    run = subprocess.run(["make", "sweep", "SETTINGS=configs/tiny.yaml", "SOURCE=synthetic", "FOLDS=2", "SEEDS=1,2",
-                          "SWEEP=r", "TARGETS=evaluate_segmentation"], cwd=repo, env=fresh_shell_env(),
-                         capture_output=True, text=True, timeout=1500)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    repo, run = make_sweep(tmp_path, "SEEDS=1,2", "SWEEP=r")
     assert "queued 4 experiments: 1 grid point(s) x 2 seeds x 2 folds" in run.stdout
     assert "(mean +- std over 2 folds x 2 seeds (1,2);" in run.stdout
     shown = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp show --json"], cwd=repo,
