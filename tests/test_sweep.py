@@ -83,6 +83,14 @@ def test_bad_seeds_are_refused_by_name(text, problem):
     assert parse_seeds("") == [] and parse_seeds("42,7") == [42, 7]
 
 
+def test_the_sweep_command_turns_bad_seeds_into_one_error_line(monkeypatch):
+    from visionflow import sweep
+
+    monkeypatch.setattr(sweep, "queue", lambda *a, **k: pytest.fail("queued despite bad seeds"))
+    with pytest.raises(SystemExit, match=r"^error: --seeds 7,7: each seed once"):
+        sweep.main(["configs/real.yaml", "--folds", "3", "--seeds", "7,7"])
+
+
 def test_seeds_and_a_seed_setting_together_are_refused_before_anything_is_queued(monkeypatch):
     from visionflow import sweep
     from visionflow.config import ConfigError
