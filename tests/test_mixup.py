@@ -1,4 +1,5 @@
-"""classifier.mixup_alpha: training batches are mixed with their reverse, targets mixed alike and one-hot."""
+"""classifier.mixup_alpha / cutmix_alpha: training batches are mixed with their reverse (blended or with a box pasted
+in), targets mixed alike and one-hot."""
 
 from __future__ import annotations
 
@@ -58,14 +59,53 @@ def test_the_proportions_follow_beta_and_depend_only_on_seed_and_batch_index():
     assert not np.array_equal(lam, np.asarray(MixUp(0.2, 5, seed=4).weights(11, 20000)))
 
 
-def test_a_resumed_stream_mixes_its_batches_as_the_uninterrupted_one_does():
+def test_cutmix_pastes_one_box_of_the_mirror_and_mixes_the_targets_by_its_pixels():
     import tensorflow as tf
 
-    from visionflow.augment.mixup import MixUp
+    from visionflow.augment.mixup import CutMix
+
+    images, labels = _batch(n=8, size=16)
+    mixed, targets = (np.asarray(t) for t in CutMix(1.0, 3, seed=7).mix(tf.constant(5), images, labels))
+    mirror = images[::-1]
+    areas = []
+    for i in range(8):
+        pasted = np.all(mixed[i] == mirror[i], axis=-1) & ~np.all(images[i] == mirror[i], axis=-1)
+        assert np.all((mixed[i] == images[i]).all(axis=-1) | pasted)  # every pixel is x_i's or its mirror's
+        rows, cols = np.flatnonzero(pasted.any(axis=1)), np.flatnonzero(pasted.any(axis=0))
+        if len(rows):  # the pasted pixels fill one rectangle
+            assert pasted[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all() and pasted.sum() == len(rows) * len(cols)
+        share = pasted.mean()
+        areas.append(share)
+        if labels[i] != labels[::-1][i]:
+            assert targets[i, labels[i]] == pytest.approx(1 - share, abs=1e-6)
+            assert targets[i, labels[::-1][i]] == pytest.approx(share, abs=1e-6)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    assert len({round(a, 4) for a in areas}) > 1 and max(areas) > 0  # one box per example, and boxes are pasted
+
+
+def test_cutmix_boxes_cover_one_minus_lambda_on_average_and_depend_only_on_seed_and_batch_index():
+    from visionflow.augment.mixup import CutMix
+
+    mix = CutMix(1.0, 5, seed=3)
+    boxes = np.asarray(mix.boxes(11, 64, 48, 4000))
+    assert ((boxes[:, :2] >= 0) & (boxes[:, 2:] <= [64, 48]) & (boxes[:, :2] <= boxes[:, 2:])).all()
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (64 * 48)
+    # Beta(1, 1): the unclipped area 1 - lam averages 1/2; clipping at the edges only removes some of it.
+    assert 0.25 < area.mean() < 0.5
+    np.testing.assert_array_equal(boxes, np.asarray(mix.boxes(11, 64, 48, 4000)))
+    assert not np.array_equal(boxes, np.asarray(mix.boxes(12, 64, 48, 4000)))
+    assert not np.array_equal(boxes, np.asarray(CutMix(1.0, 5, seed=4).boxes(11, 64, 48, 4000)))
+
+
+@pytest.mark.parametrize("kind", ["MixUp", "CutMix"])
+def test_a_resumed_stream_mixes_its_batches_as_the_uninterrupted_one_does(kind):
+    import tensorflow as tf
+
+    from visionflow.augment import mixup
 
     images, labels = _batch(n=24)
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(6)
-    mix = MixUp(1.0, 3, seed=0)
+    mix = getattr(mixup, kind)(1.0, 3, seed=0)
     whole = list(mix.training(ds).as_numpy_iterator())
     resumed = list(mix.training(ds.skip(2), first_batch=2).as_numpy_iterator())
     for (a_x, a_y), (b_x, b_y) in zip(whole[2:], resumed, strict=True):
@@ -76,10 +116,11 @@ def test_a_resumed_stream_mixes_its_batches_as_the_uninterrupted_one_does():
     np.testing.assert_array_equal(val[0][1], np.eye(3)[labels[:6]])
 
 
-def test_training_with_mixup_feeds_mixed_one_hot_batches_and_learns(flowers_cache, small_params):
+@pytest.mark.parametrize("alphas", [{"mixup_alpha": 0.4}, {"cutmix_alpha": 1.0}])
+def test_training_with_mixed_batches_feeds_mixed_one_hot_targets_and_learns(flowers_cache, small_params, alphas):
     from visionflow.classifier_training import classifier_inputs, train_classifier
 
-    params = _params(small_params, mixup_alpha=0.4)
+    params = _params(small_params, **alphas)
     train, val, _ = classifier_inputs(flowers_cache, params)
     images, targets = next(iter(train))
     assert targets.shape == (8, 5) and np.allclose(np.asarray(targets).sum(axis=1), 1.0)
@@ -106,3 +147,8 @@ def test_without_mixup_the_targets_stay_class_ids(flowers_cache, small_params):
 def test_a_negative_alpha_is_refused_by_name(small_params):
     with pytest.raises(ConfigError, match="classifier.mixup_alpha"):
         _params(small_params, mixup_alpha=-0.1)
+
+
+def test_mixup_and_cutmix_together_are_refused_by_name(small_params):
+    with pytest.raises(ConfigError, match="mixup_alpha 0.2 and cutmix_alpha 1: .*set one of them to 0"):
+        _params(small_params, mixup_alpha=0.2, cutmix_alpha=1.0)

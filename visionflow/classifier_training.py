@@ -91,13 +91,13 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
 def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, windows: TrainingWindows | None = None,
                       batch_size: int | None = None):
     """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
-    augmentation in the dataset when placed there; with classifier.mixup_alpha > 0, mixed training batches and
-    one-hot labels (augment.mixup).
+    augmentation in the dataset when placed there; with classifier.mixup_alpha or cutmix_alpha > 0, mixed training
+    batches and one-hot labels (augment.mixup).
 
     `windows` (window_examples) join the training split, dealt in among its examples.
     """
     from visionflow.augment import augment_dataset
-    from visionflow.augment.mixup import MixUp
+    from visionflow.augment.mixup import CutMix, MixUp
 
     cfg = params.classifier
     extra = None if windows is None else window_pairs(windows)
@@ -105,9 +105,10 @@ def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, win
     if params.augment.placement == "dataset":
         train = augment_dataset(train, params.augment.classifier, params.seed, kind="classifier")
     mixup = None
-    if cfg.mixup_alpha > 0:
+    if cfg.mixes_batches:
         classes = len(cache.read_info(cache_dir)["class_names"]) + int(cfg.windows.has_background)  # the outputs
-        mixup = MixUp(cfg.mixup_alpha, classes, params.seed)
+        kind, alpha = (MixUp, cfg.mixup_alpha) if cfg.mixup_alpha > 0 else (CutMix, cfg.cutmix_alpha)
+        mixup = kind(alpha, classes, params.seed)
     return batches(cache_dir, train, "label", batch_size or cfg.batch_size, start_epoch,
                    0 if extra is None else len(windows.labels), params.train.distribution, mixup)
 

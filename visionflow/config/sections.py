@@ -194,6 +194,7 @@ class ClassifierConfig:
     batchnorm_momentum: Annotated[float, Field(gt=0.0, lt=1.0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
     mixup_alpha: Annotated[float, Field(ge=0.0, le=100.0)]  # 0: none; else MixUp's Beta(a, a) (augment.mixup)
+    cutmix_alpha: Annotated[float, Field(ge=0.0, le=100.0)]  # 0: none; else CutMix's Beta(a, a) (augment.mixup)
     head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     windows: WindowsConfig
@@ -206,8 +207,16 @@ class ClassifierConfig:
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]  # each MobileNetV2 stage's rate: x this per stage down
     shuffle_buffer: PositiveInt
 
+    @property
+    def mixes_batches(self) -> bool:
+        """Whether training batches are mixed (MixUp or CutMix), so every target is one-hot."""
+        return self.mixup_alpha > 0 or self.cutmix_alpha > 0
+
     @model_validator(mode="after")
     def _fine_tune(self):
+        if self.mixup_alpha > 0 and self.cutmix_alpha > 0:
+            raise ValueError(f"mixup_alpha {self.mixup_alpha:g} and cutmix_alpha {self.cutmix_alpha:g}: a batch is "
+                             "mixed one way; set one of them to 0")
         if self.fine_tune.epochs and self.backbone != "mobilenet_v2":
             raise ValueError("fine_tune.epochs needs classifier.backbone: mobilenet_v2 (an encoder to unfreeze)")
         if self.layer_decay < 1 and self.backbone != "mobilenet_v2":

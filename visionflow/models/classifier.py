@@ -143,11 +143,11 @@ def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: b
                        steps_per_epoch: int | None = None, jit_compile: bool = False) -> None:
     """Adam (constant or cosine-decayed rate; averaging the weights when classifier.weight_ema > 0; lower rates down
     the backbone when classifier.layer_decay < 1) + sparse cross-entropy on logits (smoothed when
-    classifier.label_smoothing > 0; on one-hot targets with classifier.mixup_alpha > 0) + accuracy; `fine_tuning`:
-    phase two's learning rate (classifier.fine_tune). A cosine schedule spans the phase and needs `steps_per_epoch`;
-    `jit_compile`: XLA."""
+    classifier.label_smoothing > 0; on one-hot targets when MixUp or CutMix mixes the batches) + accuracy;
+    `fine_tuning`: phase two's learning rate (classifier.fine_tune). A cosine schedule spans the phase and needs
+    `steps_per_epoch`; `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if cfg.mixup_alpha > 0:  # one-hot, mixed targets (classifier_training.classifier_inputs)
+    if cfg.mixes_batches:  # one-hot, mixed targets (classifier_training.classifier_inputs)
         loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
     elif cfg.label_smoothing > 0:
         loss = SmoothedSparseCrossEntropy(cfg.label_smoothing, num_classes=model.output_shape[-1])
