@@ -107,9 +107,17 @@ def write_cache(splits: dict[str, tf.data.Dataset], out_dir: Path, info: dict, n
     return info
 
 
-def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 (H, W, 3) -> float32 (size, size, 3) in [0, 1] (bilinear, antialiased)."""
-    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+def resize_image(image: tf.Tensor, size: int, mode: str = "stretch") -> tf.Tensor:
+    """uint8 (H, W, 3) -> float32 (size, size, 3) in [0, 1] (bilinear, antialiased). `mode` (`ResizeMode`):
+    `stretch` the whole image to the square, or keep its aspect: `crop` its central square, or `pad` it with black."""
+    image = tf.cast(image, tf.float32)
+    if mode == "stretch":
+        image = tf.image.resize(image, (size, size), antialias=True)
+    else:
+        import keras
+
+        image = keras.ops.image.resize(image, (size, size), antialias=True, crop_to_aspect_ratio=mode == "crop",
+                                       pad_to_aspect_ratio=mode == "pad")
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
@@ -205,8 +213,9 @@ def kfold_indices(labels: Sequence[int], folds: int, fold: int, val_share: float
 
 
 def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int, folds: int = 1,
-                   fold: int = 0) -> dict[str, tf.data.Dataset]:
-    """Stratified train/val/test of TFDS `train` (tf_flowers has no official split); k-fold when `folds` > 1."""
+                   fold: int = 0, resize: str = "stretch") -> dict[str, tf.data.Dataset]:
+    """Stratified train/val/test of TFDS `train` (tf_flowers has no official split); k-fold when `folds` > 1;
+    photos resized to the square as `resize_image`'s `mode`."""
     import tensorflow_datasets as tfds
 
     raw = builder.as_dataset(split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
@@ -220,8 +229,8 @@ def flowers_splits(builder, size: int, fractions: dict[str, float], seed: int, f
     for name, idx in parts.items():
         member = tf.constant(np.isin(np.arange(len(labels)), idx))
         out[name] = full.filter(lambda i, ex, m=member: tf.gather(m, i)).map(
-            lambda i, ex: {"image": resize_image(_decode(builder, ex, ["image"])["image"], size), "label": ex["label"]},
-            AUTOTUNE)
+            lambda i, ex: {"image": resize_image(_decode(builder, ex, ["image"])["image"], size, resize),
+                           "label": ex["label"]}, AUTOTUNE)
     return out
 
 
@@ -259,7 +268,7 @@ def dataset_splits(builder, dataset: str, params: Params) -> tuple[dict[str, tf.
     else:
         size = params.classifier.image_size
         fractions = {"train": data.flowers_split.train, "val": data.flowers_split.val, "test": data.flowers_split.test}
-        splits = flowers_splits(builder, size, fractions, params.seed, data.folds, data.fold)
+        splits = flowers_splits(builder, size, fractions, params.seed, data.folds, data.fold, data.flowers_resize)
         splits["train"] = with_offline_copies(splits["train"], params, "classifier")
         info = {"dataset": "tf_flowers", "class_names": builder.info.features["label"].names, "image_size": size}
     info["offline_copies"] = params.augment.offline_copies

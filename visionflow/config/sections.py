@@ -18,6 +18,9 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
 Alpha = Literal[0.35, 0.5, 0.75, 1.0, 1.3, 1.4]
+# How a photo becomes a model's square input (`cache.resize_image`): stretched to it (its aspect lost), or its
+# aspect kept by cropping its central square or by padding it with black.
+ResizeMode = Literal["stretch", "crop", "pad"]
 AugmentOps = tuple[dict[str, Any], ...]
 # Bounds the command line checks too (visionflow.cli_checks).
 BATCH_SIZE_RANGE = (1, 1024)
@@ -78,6 +81,7 @@ class DataConfig:
     flowers_digest: str | None
     val_fraction: Fraction
     flowers_split: SplitFractions
+    flowers_resize: ResizeMode
     max_image_side: Annotated[int, Field(ge=IMAGE_SIDE_RANGE[0], le=IMAGE_SIDE_RANGE[1])]
     # k-fold cross-validation: with folds > 1, fold `fold` (0-based) of all the images is the caches' test split
     # and the rest is split into train and val as above; one experiment per fold gives a mean +- std.
