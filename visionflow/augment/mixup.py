@@ -39,12 +39,16 @@ class MixUp:
     def one_hot(self, labels: tf.Tensor) -> tf.Tensor:
         return tf.one_hot(tf.reshape(tf.cast(labels, tf.int32), (-1,)), self.num_classes)
 
+    def mixed_targets(self, labels: tf.Tensor, share: tf.Tensor) -> tf.Tensor:
+        """(B, K) one-hot targets, each weighted by its (B,) `share` of the mixed image and its mirror's by the rest."""
+        targets = self.one_hot(labels)
+        return share[:, None] * targets + (1 - share[:, None]) * tf.reverse(targets, [0])
+
     def mix(self, batch_index: tf.Tensor, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """One batch of (B, H, W, C) images and (B,) ids -> mixed images and (B, K) mixed targets."""
         lam = self.weights(batch_index, tf.shape(images)[0])
-        targets = self.one_hot(labels)
         mixed = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * tf.reverse(images, [0])
-        return mixed, lam[:, None] * targets + (1 - lam[:, None]) * tf.reverse(targets, [0])
+        return mixed, self.mixed_targets(labels, lam)
 
     def training(self, batches: tf.data.Dataset, first_batch: int = 0) -> tf.data.Dataset:
         """Mixes every batch; `first_batch`: the stream index of the first one (a resumed run's skipped batches)."""
@@ -83,5 +87,4 @@ class CutMix(MixUp):
         pasted = tf.cast(inside_rows[:, :, None] & inside_cols[:, None, :], images.dtype)[..., None]
         mixed = images * (1 - pasted) + tf.reverse(images, [0]) * pasted
         kept = 1 - tf.reduce_mean(tf.cast(pasted, tf.float32), axis=[1, 2, 3])  # the pixels that stay x_i's
-        targets = self.one_hot(labels)
-        return mixed, kept[:, None] * targets + (1 - kept[:, None]) * tf.reverse(targets, [0])
+        return mixed, self.mixed_targets(labels, kept)
