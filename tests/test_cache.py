@@ -56,6 +56,33 @@ def test_mask_resize_keeps_classes_and_shifts_them():
     assert set(np.unique(mask)) == {0, 1, 2}
 
 
+def _wide_photo() -> np.ndarray:
+    """40 x 80: red left quarter, blue right quarter, green between (its central 40 x 40 square)."""
+    photo = np.zeros((40, 80, 3), np.uint8)
+    photo[:, :20, 0] = photo[:, 60:, 2] = photo[:, 20:60, 1] = 255
+    return photo
+
+
+def test_stretch_resizes_the_whole_photo_as_before():
+    photo = _wide_photo()
+    expected = tf.clip_by_value(tf.image.resize(tf.cast(photo, tf.float32), (32, 32), antialias=True) / 255.0, 0, 1)
+    np.testing.assert_array_equal(cache.resize_image(photo, 32).numpy(), expected.numpy())
+    np.testing.assert_array_equal(cache.resize_image(photo, 32, "stretch").numpy(), expected.numpy())
+
+
+def test_crop_keeps_the_central_square_and_pad_adds_black_bars():
+    photo = _wide_photo()
+    crop = cache.resize_image(photo, 32, "crop").numpy()
+    np.testing.assert_allclose(crop, np.broadcast_to([0.0, 1.0, 0.0], (32, 32, 3)), atol=1e-6)  # green only
+    pad = cache.resize_image(photo, 32, "pad").numpy()
+    assert pad.shape == (32, 32, 3)
+    # The 2:1 photo fills the middle 16 rows (the rows at its edges blend with the bars), between black bars.
+    assert np.all(pad[:7] == 0) and np.all(pad[25:] == 0)
+    middle = pad[9:23]
+    np.testing.assert_allclose(middle[:, :7], np.broadcast_to([1.0, 0.0, 0.0], (14, 7, 3)), atol=1e-6)
+    np.testing.assert_allclose(middle[:, 25:], np.broadcast_to([0.0, 0.0, 1.0], (14, 7, 3)), atol=1e-6)
+
+
 def test_tfds_source_flows_through_cache_and_training(tmp_path, small_params, tfds_on_local_files):
     """The `tfds` source (its builders on local files): prepare -> cache -> one training epoch."""
     from visionflow.classifier_training import train_classifier

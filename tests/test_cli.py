@@ -66,6 +66,27 @@ def test_predict_writes_masks_overlays_and_top_k(unet_file, classifier_file, pet
     assert line.startswith(str(images[0])) and line.count(",") == 1  # two classes with probabilities
 
 
+def test_predict_classifier_resizes_a_photo_as_resize_says(tmp_path, capsys):
+    """A model that answers dandelion when any input pixel is black: of a white wide photo, only `--resize pad` (black
+    bars) makes one; `stretch` and `crop` give the model white only, and five equal classes."""
+    import keras
+
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(-1.0, offset=1.0),
+                              keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(5)])
+    kernel = np.zeros((3, 5), np.float32)
+    kernel[:, 0] = 10.0  # dandelion, FLOWER_CLASSES[0]
+    model.layers[-1].set_weights([kernel, np.zeros(5, np.float32)])
+    model.save(tmp_path / "probe.keras")
+    Image.fromarray(np.full((40, 80, 3), 255, np.uint8)).save(tmp_path / "wide.png")
+    said = {}
+    for mode in ("stretch", "crop", "pad"):
+        main(["predict", "classifier", "--model", str(tmp_path / "probe.keras"), str(tmp_path / "wide.png"),
+              "--top-k", "1", "--resize", mode])
+        said[mode] = capsys.readouterr().out.strip()
+    assert said["pad"].endswith(": dandelion 1.000"), said
+    assert said["stretch"].endswith(" 0.200") and said["crop"].endswith(" 0.200"), said
+
+
 def test_predict_detection_draws_boxes_only_where_a_flower_wins(tmp_path, capsys):
     from visionflow.classes import FLOWER_CLASSES
     from visionflow.detection.draw import _colour

@@ -150,6 +150,8 @@ CASES = [
      ["--max-image-side", "got 0", "from 64 to 8192"], True),
     ("max-image-side-tiny", "evaluate segmentation --model {segmentation.keras} --data {pets} --max-image-side 16",
      ["--max-image-side", "got 16", "from 64 to 8192"], True),
+    ("resize-unknown", "predict classifier --model {classifier.keras} {ok.png} --resize squash",
+     ["--resize", "invalid choice: 'squash'", "'stretch', 'crop', 'pad'"], True),
     ("out-is-a-folder", "evaluate classifier --model {classifier.keras} --data {flowers} --out {out}",
      ["--out", "is a folder", "metrics.json"], True),
     ("out-under-a-file", "evaluate segmentation --model {segmentation.keras} --data {pets} --out {ok.png}/m.json",

@@ -133,6 +133,7 @@ def test_config_is_frozen():
         ({"data": {"source": "s3"}}, "data.source", "synthetic"),
         ({"data": {"val_fraction": 1.5}}, "data.val_fraction", "less than 1"),
         ({"data": {"flowers_split": {"train": 0.5, "val": 0.1, "test": 0.1}}}, "data.flowers_split", "sum to 1"),
+        ({"data": {"flowers_resize": "squash"}}, "data.flowers_resize", "'stretch', 'crop' or 'pad'"),
         ({"seed": True}, "seed", "valid integer"),
         ({"detection": {"stride": 0}}, "detection.stride", "greater than 0"),
         ({"classifier": {"image_size": 600}}, "detection", "classifier.image_size=600"),

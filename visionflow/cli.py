@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
@@ -58,10 +59,10 @@ def _raise_unreadable(unreadable: list, total: int) -> None:
                          + "; ".join(str(exc) for exc in unreadable))
 
 
-def _resized(rgb: np.ndarray, size: int) -> np.ndarray:
+def _resized(rgb: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:
     from visionflow.cache import resize_image
 
-    return resize_image(rgb, size).numpy()
+    return resize_image(rgb, size, mode).numpy()
 
 
 def _save_png(pixels: np.ndarray, path: Path) -> None:
@@ -144,7 +145,7 @@ def evaluate_classifier(args: argparse.Namespace) -> None:
             except ValueError as exc:  # an unreadable image is reported, evaluation goes on
                 skipped.append({"file": str(path), "reason": str(exc)})
                 continue
-            yield _resized(rgb, size), np.int64(label)
+            yield _resized(rgb, size, args.resize), np.int64(label)
 
     _, truth, probs = classify_batches(model, batched(examples(), args.batch_size))
     if len(truth) == 0:
@@ -167,7 +168,7 @@ def predict_classifier(args: argparse.Namespace) -> None:
         raise ValueError(f"--top-k {args.top_k}: the model has {classes} classes; pass --top-k from 1 to {classes}")
     unreadable: list = []
     for path, rgb, _ in _read_images(args.images, args.max_image_side, unreadable):
-        probs = tf.nn.softmax(model.predict_on_batch(_resized(rgb, size)[None]), axis=-1).numpy()[0]
+        probs = tf.nn.softmax(model.predict_on_batch(_resized(rgb, size, args.resize)[None]), axis=-1).numpy()[0]
         top = np.argsort(probs[:classes])[::-1][: args.top_k]  # flowers only: background is no flower
         extra = f" ({BACKGROUND} {probs[classes]:.3f})" if len(probs) > classes else ""
         print(f"{path}: " + ", ".join(f"{FLOWER_CLASSES[i]} {probs[i]:.3f}" for i in top) + extra)
@@ -200,13 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse tree: visionflow {evaluate,predict} {segmentation,classifier,detection}, runs, models."""
     from visionflow.cli_checks import Parser, int_range
     from visionflow.config import shipped_params
-    from visionflow.config.sections import BATCH_SIZE_RANGE, IMAGE_SIDE_RANGE
+    from visionflow.config.sections import BATCH_SIZE_RANGE, IMAGE_SIDE_RANGE, ResizeMode
     from visionflow.runs import add_commands
 
     batch_size, image_side = int_range(*BATCH_SIZE_RANGE), int_range(*IMAGE_SIDE_RANGE)
-    default_side = shipped_params().data.max_image_side
+    shipped = shipped_params().data
+    default_side, default_resize = shipped.max_image_side, shipped.flowers_resize
     side_help = (f"longer sides above it are downscaled first, as the pipeline does ({IMAGE_SIDE_RANGE[0]} to "
                  f"{IMAGE_SIDE_RANGE[1]}, default %(default)s: data.max_image_side of the shipped params.yaml)")
+    resize_help = ("how a photo becomes the model's square, as the model was trained: data.flowers_resize of its "
+                   "params (default %(default)s: that of the shipped params.yaml)")
     p = Parser(prog="visionflow", description=__doc__)
     verbs = p.add_subparsers(dest="verb", required=True)
     ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
@@ -229,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, help="metrics JSON to write")
     c.add_argument("--batch-size", type=batch_size, default=32)
     c.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
+    c.add_argument("--resize", choices=get_args(ResizeMode), default=default_resize, help=resize_help)
     c.set_defaults(func=evaluate_classifier)
 
     ps = pr.add_parser("segmentation", help="mask and overlay PNGs")
@@ -243,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("images", type=Path, nargs="+")
     pc.add_argument("--top-k", type=int_range(1), default=3, help="at most the model's classes")
     pc.add_argument("--max-image-side", type=image_side, default=default_side, help=side_help)
+    pc.add_argument("--resize", choices=get_args(ResizeMode), default=default_resize, help=resize_help)
     pc.set_defaults(func=predict_classifier)
 
     pd = pr.add_parser("detection", help="boxes drawn on the images")
