@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     side_help = (f"longer sides above it are downscaled first, as the pipeline does ({IMAGE_SIDE_RANGE[0]} to "
                  f"{IMAGE_SIDE_RANGE[1]}, default %(default)s: data.max_image_side of the shipped params.yaml)")
     resize_help = ("how a photo becomes the model's square: as the model was trained, data.flowers_resize of its "
-                   "params (default %(default)s: that of the repository's params.yaml, which `make run-real` sets)")
+                   "params (default %(default)s: that of the repository's params.yaml, what its last `dvc exp run` or "
+                   "`make run-real` trained with)")
     p = Parser(prog="visionflow", description=__doc__)
     verbs = p.add_subparsers(dest="verb", required=True)
     ev = verbs.add_parser("evaluate", help="metrics of a trained model on a dataset folder").add_subparsers(
