@@ -208,6 +208,8 @@ class ClassifierConfig:
     fine_tune: FineTuneConfig
     batch_size: BatchSize
     learning_rate: LearningRate
+    optimizer: Literal["adam", "sgd"]  # sgd: SGD with Nesterov momentum
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)]  # optimizer: sgd only
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]  # each MobileNetV2 stage's rate: x this per stage down
     shuffle_buffer: PositiveInt
 
@@ -226,6 +228,9 @@ class ClassifierConfig:
         if self.layer_decay < 1 and self.backbone != "mobilenet_v2":
             raise ValueError(f"layer_decay: {self.layer_decay:g} needs classifier.backbone: mobilenet_v2 (stages to "
                              "decay the rate over); set layer_decay: 1.0 for small_cnn")
+        if self.layer_decay < 1 and self.optimizer != "adam":
+            raise ValueError(f"layer_decay: {self.layer_decay:g} needs classifier.optimizer: adam (the rate decays "
+                             f"in Adam's step); set layer_decay: 1.0 for optimizer {self.optimizer}")
         if self.head_init == "linear_probe" and self.backbone != "mobilenet_v2":
             raise ValueError("head_init: linear_probe needs classifier.backbone: mobilenet_v2 (pooled features and "
                              "a linear head); set head_init: random for small_cnn")

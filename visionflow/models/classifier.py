@@ -141,9 +141,10 @@ def feature_stride(backbone: keras.Model) -> int:
 
 def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: bool = False,
                        steps_per_epoch: int | None = None, jit_compile: bool = False) -> None:
-    """Adam (constant or cosine-decayed rate; averaging the weights when classifier.weight_ema > 0; lower rates down
-    the backbone when classifier.layer_decay < 1) + sparse cross-entropy on logits (smoothed when
-    classifier.label_smoothing > 0; on one-hot targets when MixUp or CutMix mixes the batches) + accuracy;
+    """Adam, or SGD with Nesterov momentum (classifier.optimizer), at a constant or cosine-decayed rate (averaging
+    the weights when classifier.weight_ema > 0; lower rates down the backbone when classifier.layer_decay < 1) +
+    sparse cross-entropy on logits (smoothed when classifier.label_smoothing > 0; on one-hot targets when MixUp or
+    CutMix mixes the batches) + accuracy;
     `fine_tuning`: phase two's learning rate (classifier.fine_tune). A cosine schedule spans the phase and needs
     `steps_per_epoch`; `jit_compile`: XLA."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -164,6 +165,8 @@ def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: b
     # weights when fit ends (Optimizer.finalize_variable_values); each phase's fit averages its own steps.
     ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
     optimizer = keras.optimizers.Adam(learning_rate, **ema)
-    if cfg.layer_decay < 1:  # classifier.layer_decay: lower rates down the backbone
+    if cfg.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True, **ema)
+    elif cfg.layer_decay < 1:  # classifier.layer_decay: lower rates down the backbone
         optimizer = LayerDecayAdam(cfg.layer_decay, learning_rate=learning_rate, **ema)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
