@@ -122,6 +122,7 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
     """
     from visionflow.augment import build_model_augmentation
     from visionflow.models.classifier import build_classifier, compile_classifier
+    from visionflow.models.sam import SharpnessAware
 
     strategy = distribute.make_strategy(params.train)
     seed_everything(params.seed, deterministic=not params.train.jit_compile)
@@ -140,8 +141,12 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
         if cfg.head_init == "linear_probe" and not (backup and backup.start_epoch):  # a resumed run reloads it
             fit_linear_probe(model, cache_dir, params, windows)
         steps = steps_per_epoch(cache_dir, batch, 0 if windows is None else len(windows.labels))
-        history = fit_phases(model, lambda start: classifier_inputs(cache_dir, params, start, windows, batch), cfg,
-                             lambda fine_tuning: compile_classifier(model, cfg, fine_tuning, steps,
+        # classifier.sam_rho: the same graph and weights, trained with SAM's step; the classifier is what is saved.
+        trainer = model
+        if cfg.sam_rho:
+            trainer = SharpnessAware(model.inputs, model.outputs, rho=cfg.sam_rho, name=model.name)
+        history = fit_phases(trainer, lambda start: classifier_inputs(cache_dir, params, start, windows, batch), cfg,
+                             lambda fine_tuning: compile_classifier(trainer, cfg, fine_tuning, steps,
                                                                     jit_compile=params.train.jit_compile),
                              lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
     return model, history

@@ -211,6 +211,7 @@ class ClassifierConfig:
     optimizer: Literal["adam", "sgd"]  # sgd: SGD with Nesterov momentum
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)]  # optimizer: sgd only
     layer_decay: Annotated[float, Field(gt=0.0, le=1.0)]  # each MobileNetV2 stage's rate: x this per stage down
+    sam_rho: Annotated[float, Field(ge=0.0, le=10.0)]  # 0: none; else SAM's radius (visionflow.models.sam)
     shuffle_buffer: PositiveInt
 
     @property
@@ -310,5 +311,11 @@ class Params:
                 f"detection: the window (classifier.image_size={self.classifier.image_size}) is larger than the "
                 f"upscaled image (detection.canvas_size * detection.upscale = {upscaled}); raise "
                 "detection.upscale or detection.canvas_size, or lower classifier.image_size"
+            )
+        if self.classifier.sam_rho > 0 and self.train.distribution != "none":
+            raise ValueError(
+                f"classifier.sam_rho: {self.classifier.sam_rho:g} trains on one device (SAM moves every weight "
+                f"between a step's two passes); set train.distribution: none, or classifier.sam_rho: 0 for "
+                f"{self.train.distribution}"
             )
         return self

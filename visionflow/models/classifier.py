@@ -164,9 +164,10 @@ def compile_classifier(model: keras.Model, cfg: ClassifierConfig, fine_tuning: b
     # classifier.weight_ema: Keras keeps the moving average beside each trainable weight and writes it into the
     # weights when fit ends (Optimizer.finalize_variable_values); each phase's fit averages its own steps.
     ema = {"use_ema": True, "ema_momentum": cfg.weight_ema} if cfg.weight_ema else {}
-    optimizer = keras.optimizers.Adam(learning_rate, **ema)
     if cfg.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate, momentum=cfg.momentum, nesterov=True, **ema)
     elif cfg.layer_decay < 1:  # classifier.layer_decay: lower rates down the backbone
         optimizer = LayerDecayAdam(cfg.layer_decay, learning_rate=learning_rate, **ema)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, **ema)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
