@@ -23,7 +23,7 @@ class SharpnessAware(keras.Model):
     augmentation block (placement: model) runs once, then the backbone and head twice (dropout draws again).
     BatchNorm's moving statistics are updated by both passes."""
 
-    def __init__(self, *args, rho: float = 0.05, **kwargs):
+    def __init__(self, *args, rho: float, **kwargs):
         super().__init__(*args, **kwargs)
         if not rho > 0:
             raise ValueError(f"rho: got {rho}; SAM's neighbourhood radius must be above 0")
