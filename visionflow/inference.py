@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -35,9 +35,24 @@ def input_size(model: keras.Model) -> int:
     return int(shape[1])
 
 
-def predict_probabilities(model: keras.Model, images, flip: bool = False) -> np.ndarray:
+def predict_probabilities(model: keras.Model, images, flip: bool = False,
+                          crops: Sequence[float] = (1.0,)) -> np.ndarray:
     """Softmax of the model's logits for one batch, (B, K) or (B, S, S, K); with `flip`, the mean of the image's
-    and its horizontal mirror's (a per-pixel output is mirrored back first): test-time flip averaging."""
+    and its horizontal mirror's (a per-pixel output is mirrored back first): test-time flip averaging. `crops`
+    (a classifier's only): the mean over central squares of these side fractions, each resized back to the
+    input size (bilinear): test-time crop averaging; (1.0,) is the image alone."""
+    if tuple(crops) == (1.0,):
+        return _softmax(model, images, flip)
+    if len(model.output_shape) != 2:
+        raise ValueError(f"crops {list(crops)}: test-time crops average one score per image; model {model.name} "
+                         f"predicts {model.output_shape}, so pass crops (1.0,)")
+    images = tf.convert_to_tensor(images)
+    side = tf.shape(images)[1:3]
+    views = [images if f == 1.0 else tf.image.resize(tf.image.central_crop(images, f), side) for f in crops]
+    return np.mean([_softmax(model, view, flip) for view in views], axis=0)
+
+
+def _softmax(model: keras.Model, images, flip: bool) -> np.ndarray:
     probs = tf.nn.softmax(model.predict_on_batch(images), axis=-1).numpy()
     if flip:
         mirrored = tf.nn.softmax(model.predict_on_batch(tf.image.flip_left_right(images)), axis=-1).numpy()
@@ -75,16 +90,16 @@ def segmentation_confusion(model: keras.Model, batches: Iterable, num_classes: i
     return acc.matrix, kept
 
 
-def classify_batches(model: keras.Model, batches: Iterable, keep: int = 0,
-                     flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the first `keep` images, y_true, probabilities of every output) over (image, label) batches; `flip` as in
-    segmentation_confusion.
+def classify_batches(model: keras.Model, batches: Iterable, keep: int = 0, flip: bool = False,
+                     crops: Sequence[float] = (1.0,)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the first `keep` images, y_true, probabilities of every output) over (image, label) batches; `flip` and
+    `crops`: test-time averaging, as in predict_probabilities.
 
     Which class a row predicts is `visionflow.evaluation.class_predictions` (a background output is no class).
     """
     images, truth, probs = [], [], []
     for x, y in tqdm(batches, desc="classifying", unit="batch"):
-        probs.append(predict_probabilities(model, x, flip))
+        probs.append(predict_probabilities(model, x, flip, crops))
         truth.append(np.asarray(y))
         kept = sum(map(len, images))
         if kept < keep:

@@ -253,6 +253,15 @@ class EvaluationConfig:
     """How the segmentation and classifier evaluation stages predict."""
 
     test_time_flip: bool  # average the softmax of each test image and of its horizontal mirror
+    # The classifier's test-time crops: central squares of these fractions of the side, each resized back to the
+    # input size; its softmax is averaged over them (and their mirrors with test_time_flip). (1.0,): the image.
+    classifier_crops: Annotated[tuple[Annotated[float, Field(gt=0.0, le=1.0)], ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct_crops(self):
+        if len(set(self.classifier_crops)) != len(self.classifier_crops):
+            raise ValueError(f"classifier_crops {list(self.classifier_crops)} repeats a crop; list each once")
+        return self
 
 
 @dataclass(frozen=True, config=_STRICT)

@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from visionflow.augment.layers import MODEL_LAYER
+from visionflow.models.classifier import split_classifier
 
 
 class SharpnessAware(keras.Model):
@@ -28,17 +29,19 @@ class SharpnessAware(keras.Model):
         if not rho > 0:
             raise ValueError(f"rho: got {rho}; SAM's neighbourhood radius must be above 0")
         self.rho = rho
+        self._backbone, self._head = split_classifier(self)
+        blocks = {layer.name: layer for layer in self.layers}
+        self._augmentation = blocks.get(MODEL_LAYER)  # None with placement: dataset
 
     def _logits(self, images, training: bool):
-        return self.get_layer("head")(self.get_layer("backbone")(images, training=training), training=training)
+        return self._head(self._backbone(images, training=training), training=training)
 
     def _loss(self, x, y, y_pred, sample_weight):
         return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        names = {layer.name for layer in self.layers}
-        images = self.get_layer(MODEL_LAYER)(x, training=True) if MODEL_LAYER in names else x
+        images = x if self._augmentation is None else self._augmentation(x, training=True)
         weights = self.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self._logits(images, training=True)
