@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
-from visionflow.inference import batched, classify_batches, segmentation_confusion
+from visionflow.inference import batched, classify_batches, predict_probabilities, segmentation_confusion
 
 
 def _pixelwise(num_classes: int) -> keras.Model:
@@ -41,3 +42,28 @@ def test_classify_batches_keeps_only_the_images_asked_for():
     assert probs.shape == (5, 3) and (probs.argmax(axis=1) == 2).all()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
     assert classify_batches(model, iter([]))[1].shape == (0,)
+
+
+def test_classifier_crops_average_the_softmax_of_each_central_crop():
+    # Centre 4x4 red, the ring around it blue: the whole image pools mostly blue, its central half only red.
+    images = np.zeros((2, 8, 8, 3), np.float32)
+    images[:, :, :, 2] = 1.0
+    images[:, 2:6, 2:6] = (1.0, 0.0, 0.0)
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: 10.0 * x)(keras.layers.GlobalAveragePooling2D()(inputs)))
+
+    def softmax(logits):
+        e = np.exp(logits - logits.max())
+        return e / e.sum()
+
+    whole, centre = softmax(10 * np.array([0.25, 0.0, 0.75])), softmax(10 * np.array([1.0, 0.0, 0.0]))
+    _, _, plain = classify_batches(model, batched(zip(images, np.arange(2)), 2))
+    np.testing.assert_allclose(plain, [whole, whole], atol=1e-5)
+    _, _, averaged = classify_batches(model, batched(zip(images, np.arange(2)), 2), crops=(1.0, 0.5))
+    np.testing.assert_allclose(averaged, [(whole + centre) / 2] * 2, atol=1e-5)
+    assert (averaged.argmax(axis=1) == 0).all() and (plain.argmax(axis=1) == 2).all()
+
+
+def test_classifier_crops_refuse_a_per_pixel_model():
+    with pytest.raises(ValueError, match=r"crops \[1.0, 0.875\]: test-time crops average one score per image"):
+        predict_probabilities(_pixelwise(3), np.zeros((1, 4, 4, 3), np.float32), crops=(1.0, 0.875))
