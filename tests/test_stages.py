@@ -165,8 +165,8 @@ def flowers_run(workdir, pets_run):
     params = write_params(raw, workdir / "params_flowers.yaml")
     env = pets_run[1]
     w = workdir
-    stage("prepare_data", "--dataset", "flowers", "--out", w / "data/flowers", "--report", w / "metrics/data_flowers.json",
-          params=params)
+    stage("prepare_data", "--dataset", "flowers", "--out", w / "data/flowers", "--report",
+          w / "metrics/data_flowers.json", params=params)
     stage("build_cache", "--dataset", "flowers", "--data", w / "data/flowers", "--out", w / "cache/flowers",
           params=params)
     stage("train_classifier", "--cache", w / "cache/flowers", "--model", w / "models/classifier.keras",
@@ -271,3 +271,32 @@ def test_offline_copies_are_written_into_the_cache(pets_run, tmp_path):
     assert sum(n.endswith("#aug1") for n in names) == sum(n.endswith("#aug2") for n in names) == plain["train"]
     masks = tf.concat([ex["mask"] for ex in cache.load_split(tmp_path / "aug", "train")], 0).numpy()
     assert set(np.unique(masks)) <= {0, 1, 2}
+
+
+def test_evaluate_classifier_hands_its_test_time_params_to_the_inference_loop(flowers_run, tmp_path, monkeypatch):
+    """The stage passes evaluation.test_time_flip and classifier_crops on: tests of predict_probabilities alone
+    cannot see a stage that drops them (the scores would silently be the photo alone's)."""
+    import inspect
+
+    import stages.evaluate_classifier as evaluate
+    import visionflow.inference as inference
+
+    w, _ = flowers_run
+    raw = yaml.safe_load((w / "params_flowers.yaml").read_text())
+    raw["evaluation"].update(test_time_flip=True, classifier_crops=[1.0, 0.5])
+    params = write_params(raw, tmp_path / "params.yaml")
+    real, calls = inference.classify_batches, []
+
+    def spy(*args, **kwargs):
+        calls.append(inspect.signature(real).bind(*args, **kwargs).arguments)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "classify_batches", spy)
+    monkeypatch.setenv("VISIONFLOW_TRACKING", "off")
+    monkeypatch.setattr(sys, "argv", [
+        "evaluate_classifier", "--params", str(params), "--cache", str(w / "cache/flowers"),
+        "--model", str(w / "models/classifier.keras"), "--metrics", str(tmp_path / "m.json"),
+        "--confusion", str(tmp_path / "c.csv"), "--figure-dir", str(tmp_path / "figures")])
+    evaluate.main()
+    assert len(calls) == 1 and calls[0]["flip"] is True and list(calls[0]["crops"]) == [1.0, 0.5]
+    assert json.loads((tmp_path / "m.json").read_text())["per_class"]  # the stage ran to its metrics

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from visionflow.augment.image_ops import central_crop
 
 
 def load_model(path: Path) -> keras.Model:
@@ -47,8 +48,7 @@ def predict_probabilities(model: keras.Model, images, flip: bool = False,
         raise ValueError(f"crops {list(crops)}: test-time crops average one score per image; model {model.name} "
                          f"predicts {model.output_shape}, so pass crops (1.0,)")
     images = tf.convert_to_tensor(images)
-    side = tf.shape(images)[1:3]
-    views = [images if f == 1.0 else tf.image.resize(tf.image.central_crop(images, f), side) for f in crops]
+    views = [images if f == 1.0 else central_crop(images, None, fraction=f) for f in crops]
     return np.mean([_softmax(model, view, flip) for view in views], axis=0)
 
 

@@ -98,6 +98,16 @@ def test_rotate_and_zoom_keep_the_centre_pixel():
         assert not np.array_equal(out, image)
 
 
+def test_central_crop_of_a_batch_is_each_image_cropped():
+    """Test-time crops (visionflow.inference) zoom a whole batch at once: the same as image by image."""
+    batch = tf.stack([_image(), tf.reverse(_image(), [0])])
+    out = image_ops.central_crop(batch, None, fraction=0.5)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    for image, cropped in zip(batch, out):
+        np.testing.assert_allclose(cropped, image_ops.central_crop(image, None, fraction=0.5), atol=1e-6)
+    np.testing.assert_allclose(out[0], tf.image.resize(batch[0, 4:12, 4:12], [16, 16]), atol=1e-6)
+
+
 def test_translate_is_an_integer_shift_with_nearest_interpolation():
     image = _image().numpy()
     out = image_ops.translate(tf.constant(image), SEED, height_factor=0.25, width_factor=0.25,

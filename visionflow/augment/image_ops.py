@@ -66,13 +66,14 @@ def _scaled(side: tf.Tensor, fraction: float) -> tf.Tensor:
 # --- Crops resized back to the input size, and the size ops of the Keras twins. ---------------------
 
 def resize_to(image: tf.Tensor, like: tf.Tensor, method: str) -> tf.Tensor:
-    """Resize `image` back to the height and width of `like`, keeping its dtype."""
-    resized = tf.image.resize(image, tf.shape(like)[:2], method=method)
-    return tf.ensure_shape(tf.cast(resized, image.dtype), like.shape[:2].concatenate(image.shape[2:]))
+    """Resize `image` (H, W, C) or a batch (B, H, W, C) back to the height and width of `like`, keeping its dtype."""
+    resized = tf.image.resize(image, tf.shape(like)[-3:-1], method=method)
+    shape = image.shape[:-3].concatenate(like.shape[-3:-1]).concatenate(image.shape[-1:])
+    return tf.ensure_shape(tf.cast(resized, image.dtype), shape)
 
 
 def central_crop(image: tf.Tensor, seed: tf.Tensor, *, fraction: float) -> tf.Tensor:
-    """tf.image.central_crop, resized back to the input size (a fixed zoom-in)."""
+    """tf.image.central_crop, resized back to the input size (a fixed zoom-in); an image or a batch of them."""
     del seed  # deterministic; takes a seed to share the signature of the random ops
     return resize_to(central_crop_window(image, fraction=fraction), image, "bilinear")
 

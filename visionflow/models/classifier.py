@@ -97,9 +97,14 @@ def build_classifier(
     return keras.Model(inputs, logits, name="classifier")
 
 
+def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """The model's top-level layers by name (a missing one is `None` through .get, where get_layer raises)."""
+    return {layer.name: layer for layer in model.layers}
+
+
 def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """The (backbone, head) sub-models of a classifier, sharing its weights."""
-    names = {layer.name: layer for layer in model.layers}
+    names = layers_by_name(model)
     parts = tuple(names.get(name) for name in ("backbone", "head"))
     if not all(isinstance(part, keras.Model) for part in parts):
         raise ValueError(
@@ -112,8 +117,7 @@ def split_classifier(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 
 def has_background(model: keras.Model) -> bool:
     """Whether the classifier's last output is the class "background" (built with `background=True`)."""
-    names = {layer.name: layer for layer in model.layers}
-    head = names.get("head")
+    head = layers_by_name(model).get("head")
     return isinstance(head, keras.Model) and any(layer.name == LOGITS_WITH_BACKGROUND for layer in head.layers)
 
 

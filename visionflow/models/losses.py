@@ -8,7 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-DICE_SMOOTHING = 1.0  # added to both sides of each class's Dice ratio: a class absent from truth and prediction scores 1
+# Added to both sides of each class's Dice ratio: a class absent from truth and prediction scores 1.
+DICE_SMOOTHING = 1.0
 
 
 @keras.saving.register_keras_serializable(package="visionflow")

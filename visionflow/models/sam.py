@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from visionflow.augment.layers import MODEL_LAYER
-from visionflow.models.classifier import split_classifier
+from visionflow.models.classifier import layers_by_name, split_classifier
 
 
 class SharpnessAware(keras.Model):
@@ -30,8 +30,7 @@ class SharpnessAware(keras.Model):
             raise ValueError(f"rho: got {rho}; SAM's neighbourhood radius must be above 0")
         self.rho = rho
         self._backbone, self._head = split_classifier(self)
-        blocks = {layer.name: layer for layer in self.layers}
-        self._augmentation = blocks.get(MODEL_LAYER)  # None with placement: dataset
+        self._augmentation = layers_by_name(self).get(MODEL_LAYER)  # None with placement: dataset
 
     def _logits(self, images, training: bool):
         return self._head(self._backbone(images, training=training), training=training)
