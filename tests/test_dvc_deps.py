@@ -97,3 +97,14 @@ def test_a_dep_left_out_is_caught_and_only_the_tracking_package_is_exempt():
     assert imported_files(ROOT / "visionflow" / "tracking" / "run.py") == set()  # every module of the package
     files = imported_files(ROOT / "visionflow" / "runs.py")  # beside the package, not in it: walked as usual
     assert {"visionflow/runs.py", "visionflow/summary.py"} <= files
+
+
+def test_every_uncached_output_is_a_metric_or_a_plot_so_each_stage_reaches_the_run_cache():
+    """DVC saves no run-cache entry for a stage with an uncached output that is neither a metric nor a plot
+    (`Stage.run`), so that stage would train again in every sweep and `make pull` could not bring its result."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        plain = [f"{stage.addressing}: {out.def_path}" for stage in repo.index.stages for out in stage.outs
+                 if not (out.use_cache or out.is_metric or out.is_plot)]
+    assert plain == [], f"dvc.yaml: list these under the stage's plots (or metrics), or cache them: {plain}"

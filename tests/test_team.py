@@ -78,6 +78,13 @@ def test_two_clones_share_through_the_remote_and_an_experiment_reaches_a_third(t
     assert ran == ["Running stage 'train_segmentation':", "Running stage 'evaluate_segmentation':"], exp.stdout
     mean_iou = json.loads((b / "metrics/segmentation.json").read_text())["mean_iou"]
     sh(b, "dvc exp push origin lr2")
+    # The same point again from HEAD, as a sweep repeats one: both stages come back from the run-cache, so no
+    # output of theirs may be a plain uncached out (DVC keeps no run-cache entry for a stage with one).
+    sh(b, "git checkout -- . && dvc checkout -q")
+    again = sh(b, "dvc exp run -n lr2-again -S segmentation.learning_rate=0.002")
+    assert "Running stage" not in again.stdout, again.stdout
+    assert "Stage 'train_segmentation' is cached - skipping run" in again.stdout, again.stdout
+    assert json.loads((b / "metrics/segmentation.json").read_text())["mean_iou"] == pytest.approx(mean_iou)
 
     c = _git_clone(bare, tmp_path / "c")
     sh(c, "dvc exp pull origin lr2")
