@@ -79,10 +79,12 @@ server: setup
 push: setup
 	@$(BIN)/python -m visionflow.remote check
 	$(BIN)/dvc push --run-cache
+	@$(BIN)/python -m visionflow.remote push-runs
 
 pull: setup
 	@$(BIN)/python -m visionflow.remote check
 	$(BIN)/dvc pull --run-cache
+	@$(BIN)/python -m visionflow.remote fetch-runs
 
 # The benchmark suite: bench/results.json and the README's table. BENCH_ARGS=--quick for a smoke run; more options:
 # `python -m bench --help` (e.g. BENCH_ARGS='--only cache,dvc').

@@ -101,7 +101,8 @@ def test_a_dep_left_out_is_caught_and_only_the_tracking_package_is_exempt():
 
 def test_every_uncached_output_is_a_metric_or_a_plot_so_each_stage_reaches_the_run_cache():
     """DVC saves no run-cache entry for a stage with an uncached output that is neither a metric nor a plot
-    (`Stage.run`), so that stage would train again in every sweep and `make pull` could not bring its result."""
+    (`Stage.run`), so that stage would train again at every repeated sweep point, and `make pull` could bring no
+    run-cache entry of it: a point someone else ran would train again too."""
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:

@@ -78,6 +78,7 @@ def test_two_clones_share_through_the_remote_and_an_experiment_reaches_a_third(t
     assert ran == ["Running stage 'train_segmentation':", "Running stage 'evaluate_segmentation':"], exp.stdout
     mean_iou = json.loads((b / "metrics/segmentation.json").read_text())["mean_iou"]
     sh(b, "dvc exp push origin lr2")
+    sh(b, "make push")  # the run-cache entries of lr2's two stages reach the remote
     # The same point again from HEAD, as a sweep repeats one: both stages come back from the run-cache, so no
     # output of theirs may be a plain uncached out (DVC keeps no run-cache entry for a stage with one).
     sh(b, "git checkout -- . && dvc checkout -q")
@@ -86,7 +87,14 @@ def test_two_clones_share_through_the_remote_and_an_experiment_reaches_a_third(t
     assert "Stage 'train_segmentation' is cached - skipping run" in again.stdout, again.stdout
     assert json.loads((b / "metrics/segmentation.json").read_text())["mean_iou"] == pytest.approx(mean_iou)
 
+    # A third clone pulls the run-cache and runs the same point: nothing trains, the model is B's.
     c = _git_clone(bare, tmp_path / "c")
+    sh(c, "make pull")
+    reused = sh(c, "dvc exp run -n lr2-c -S segmentation.learning_rate=0.002")
+    assert "Running stage" not in reused.stdout, reused.stdout
+    assert "Stage 'train_segmentation' is cached - skipping run" in reused.stdout, reused.stdout
+    assert json.loads((c / "metrics/segmentation.json").read_text())["mean_iou"] == pytest.approx(mean_iou)
+    sh(c, "git checkout -- . && dvc checkout -q")
     sh(c, "dvc exp pull origin lr2")
     shown = json.loads(sh(c, "dvc exp show --json").stdout)
     found = [e for rev in shown for e in rev.get("experiments") or [] if e.get("name") == "lr2"]

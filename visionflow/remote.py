@@ -1,9 +1,17 @@
-"""Check the default DVC remote before `make push` / `make pull`, so a bad setup is one line, not a traceback.
+"""Check the default DVC remote before `make push` / `make pull`, so a bad setup is one line, not a traceback;
+and move the outputs of the run-cache's entries, which `dvc push/pull --run-cache` leave behind.
 
     python -m visionflow.remote check
+    python -m visionflow.remote push-runs     # after `dvc push --run-cache`
+    python -m visionflow.remote fetch-runs    # after `dvc pull --run-cache`
 
-For an S3 (or S3-compatible) remote it asks the endpoint for the bucket with the credentials DVC would use
+For an S3 (or S3-compatible) remote `check` asks the endpoint for the bucket with the credentials DVC would use
 (the environment, or `dvc remote modify --local`), with a short timeout.
+
+DVC 3 transfers only the run-cache's entry files; the outputs they name travel only when the workspace holds them
+at `dvc push`, and a `cache: false` metric or plot (committed to the local cache for the entry alone) never does.
+A stage is restored from an entry only when all its outputs are in the cache, so without these two steps a point
+a teammate already ran would train again in another clone. Written here because DVC has no command for it.
 """
 
 from __future__ import annotations
@@ -83,12 +91,53 @@ def check() -> str:
     return name
 
 
+def run_cache_objects(repo) -> set:
+    """The hashes of every output that an entry of the local run-cache names."""
+    from pathlib import Path
+
+    runs = Path(repo.cache.legacy.path) / "runs"
+    entries = [(path.parent.name, path.name) for path in runs.glob("*/*/*") if path.is_file()]
+    return {hash_info for hashes in repo.stage_cache.get_used_objs(entries).values() for hash_info in hashes}
+
+
+def _local_cache(repo, hash_info):
+    return repo.cache.legacy if hash_info.name == "md5-dos2unix" else repo.cache.local
+
+
+def push_runs() -> str:
+    """Push to the default remote the outputs of the local run-cache's entries that this clone holds."""
+    from dvc.repo import Repo
+
+    repo = Repo()
+    objs = {h for h in run_cache_objects(repo) if _local_cache(repo, h).exists(h.value)}
+    result = repo.cloud.push(objs)
+    if result.failed:
+        raise ValueError(f"{len(result.failed)} run-cache outputs could not be pushed: run `make push` again")
+    return f"run-cache outputs: {len(result.transferred)} pushed, {len(objs) - len(result.transferred)} already there"
+
+
+def fetch_runs() -> str:
+    """Fetch from the default remote the outputs of the local run-cache's entries that this clone lacks."""
+    from dvc.repo import Repo
+
+    repo = Repo()
+    objs = {h for h in run_cache_objects(repo) if not _local_cache(repo, h).exists(h.value)}
+    result = repo.cloud.pull(objs)
+    line = f"run-cache outputs: {len(result.transferred)} fetched"
+    if result.failed:
+        line += f"; {len(result.failed)} are on no remote, so the stages that made them would run again"
+    return line
+
+
+COMMANDS = {"check": lambda: f"DVC remote '{check()}' is reachable", "push-runs": push_runs, "fetch-runs": fetch_runs}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["check"]:
-        sys.exit("usage: python -m visionflow.remote check")
+    if len(args) != 1 or args[0] not in COMMANDS:
+        sys.exit(f"usage: python -m visionflow.remote {{{'|'.join(COMMANDS)}}}")
     try:
-        print(f"DVC remote '{check()}' is reachable")
+        print(COMMANDS[args[0]]())
     except ValueError as exc:
         sys.exit(f"error: {exc}")
 
