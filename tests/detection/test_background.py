@@ -118,7 +118,8 @@ def test_windows_whose_best_class_is_background_give_no_box(small_params, strate
                                   strategy=strategy, progress=False)
     assert len(detections[0]) == 49 * 3  # every window, every object class: none for background
     assert set(detections[0].classes.tolist()) == {0, 1, 2}
-    np.testing.assert_allclose(np.sort(np.unique(detections[0].scores)), [0.05, 0.5], atol=1e-5)
+    # Two scores only, up to float rounding: the windows are alike, but summation order differs between CPUs.
+    np.testing.assert_allclose(np.unique(np.round(detections[0].scores, 4)), [0.05, 0.5], atol=1e-5)
 
 
 def test_a_model_without_background_has_no_background_output(small_params):
