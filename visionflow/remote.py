@@ -117,12 +117,15 @@ def push_runs() -> str:
 
 
 def fetch_runs() -> str:
-    """Fetch from the default remote the outputs of the local run-cache's entries that this clone lacks."""
+    """Fetch from the default remote the outputs of the local run-cache's entries that this clone lacks.
+
+    DVC's transfer skips what the local cache holds, files of a folder output included (a folder's manifest
+    may be here without all of its files), so every entry's outputs are handed to it.
+    """
     from dvc.repo import Repo
 
     repo = Repo()
-    objs = {h for h in run_cache_objects(repo) if not _local_cache(repo, h).exists(h.value)}
-    result = repo.cloud.pull(objs)
+    result = repo.cloud.pull(run_cache_objects(repo))
     line = f"run-cache outputs: {len(result.transferred)} fetched"
     if result.failed:
         line += f"; {len(result.failed)} are on no remote, so the stages that made them would run again"
