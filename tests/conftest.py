@@ -29,6 +29,7 @@ def _keras_home() -> None:
 
 
 _keras_home()
+import visionflow  # noqa: E402,F401  (its TensorFlow settings, before any test imports TensorFlow)
 
 
 def require_shared(*parts: str) -> Path:
