@@ -28,7 +28,7 @@ def test_make_run_in_a_fresh_clone_reproduces_the_committed_run(tmp_path):
     committed = _outs((REPO / "dvc.lock").read_text())
     reference = headline_values(REPO / "metrics")
     run = subprocess.run(["make", "run"], cwd=repo, env=fresh_shell_env(), capture_output=True, text=True,
-                         timeout=1200)
+                         timeout=2400)  # about 10 minutes on a 2-core CPU; 20 with oneDNN off
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for stage in ("prepare_pets", "build_cache_pets", "train_segmentation", "train_classifier"):
         assert f"Running stage '{stage}'" in run.stdout  # from scratch: a clone has no DVC cache
@@ -42,10 +42,10 @@ def test_make_run_in_a_fresh_clone_reproduces_the_committed_run(tmp_path):
 
 def test_beyond_tolerance_names_each_metric_that_moved_too_far():
     reference = {"segmentation.mean_iou": 0.47, "classifier.accuracy": 0.66, "detection.map50": 0.15}
-    close = {"segmentation.mean_iou": 0.47 + 0.029, "classifier.accuracy": 0.66 - 0.06, "detection.map50": 0.19}
+    close = {"segmentation.mean_iou": 0.47 + 0.029, "classifier.accuracy": 0.66 - 0.06, "detection.map50": 0.22}
     assert beyond_tolerance(close, reference) == []
     far = {**close, "segmentation.mean_iou": 0.43, "detection.map50": None}
     del far["detection.map50"]
     assert beyond_tolerance(far, reference) == [
         "segmentation.mean_iou: 0.43 against 0.47 (tolerance 0.03)",
-        "detection.map50: None against 0.15 (tolerance 0.05)"]
+        "detection.map50: None against 0.15 (tolerance 0.08)"]

@@ -20,8 +20,9 @@ COMPARED = ("segmentation.mean_iou", "segmentation.pixel_accuracy", "segmentatio
 # oneDNN off moved segmentation mean IoU by <= 0.0015 (0.015 on another 2-core machine), pixel accuracy by
 # <= 0.0045, classifier accuracy and macro F1 by <= 0.04 (2 of 50 test images), detection mAP@0.5 by
 # <= 0.015; the data, the caches and every DVC hash before training stayed identical (README: Reproducibility).
+# Retrained with oneDNN on a 2-core AVX2 CPU, the run with the class "background" moved detection mAP@0.5 by 0.046.
 TOLERANCE = {"segmentation.mean_iou": 0.03, "segmentation.pixel_accuracy": 0.02, "segmentation.iou.border": 0.03,
-             "classifier.accuracy": 0.08, "classifier.macro_f1": 0.08, "detection.map50": 0.05}
+             "classifier.accuracy": 0.08, "classifier.macro_f1": 0.08, "detection.map50": 0.08}
 
 
 def _get(d: dict, dotted: str):
