@@ -16,6 +16,14 @@ os.environ.setdefault("VISIONFLOW_TRACKING", "off")  # library tests run untrack
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# params.yaml shrunk for tests (the small_params fixture, and the clones of the end-to-end tests): few images, one
+# epoch, small sizes, 8 detection-window canvases instead of 400 (4,400 windows a classifier epoch otherwise).
+SHRUNK = {
+    "data": {"synthetic": {"pets_images": 40, "pets_min_side": 96, "pets_max_side": 128, "flowers_per_class": 12}},
+    "segmentation": {"image_size": 64, "epochs": 1, "batch_size": 8},
+    "classifier": {"image_size": 64, "epochs": 1, "batch_size": 8, "windows": {"canvases": 8}},
+    "detection": {"num_images": 4, "canvas_size": 128, "batch_size": 16},
+}
 
 
 def _keras_home() -> None:
@@ -67,12 +75,7 @@ def small_params():
     """The shipped params.yaml, shrunk: few images, one epoch, small sizes."""
     from visionflow.config import shipped_params
 
-    return shipped_params({
-        "data": {"synthetic": {"pets_images": 40, "pets_min_side": 96, "pets_max_side": 128, "flowers_per_class": 12}},
-        "segmentation": {"image_size": 64, "epochs": 1, "batch_size": 8},
-        "classifier": {"image_size": 64, "epochs": 1, "batch_size": 8, "windows": {"canvases": 8}},
-        "detection": {"num_images": 4, "canvas_size": 128, "batch_size": 16},
-    })
+    return shipped_params(SHRUNK)
 
 
 def fresh_shell_env(**extra: str) -> dict[str, str]:

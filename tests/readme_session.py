@@ -14,14 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO, SHARED, clone, fresh_shell_env, require_shared
+from tests.conftest import REPO, SHARED, SHRUNK, clone, fresh_shell_env, require_shared
 
-SHRUNK = {  # the small_params fixture's sizes
-    "data": {"synthetic": {"pets_images": 40, "pets_min_side": 96, "pets_max_side": 128, "flowers_per_class": 12}},
-    "segmentation": {"image_size": 64, "epochs": 1, "batch_size": 8},
-    "classifier": {"image_size": 64, "epochs": 1, "batch_size": 8},
-    "detection": {"num_images": 4, "canvas_size": 128, "batch_size": 16},
-}
 SMALLER = {"segmentation.epochs=20": "segmentation.epochs=2", "segmentation.epochs=5": "segmentation.epochs=1"}
 EXAMPLE_IMAGES = ("a.jpg", "b.jpg", "scene.jpg")
 UI_URL = "http://127.0.0.1:5000"

@@ -28,7 +28,7 @@ def test_make_run_in_a_fresh_clone_reproduces_the_committed_run(tmp_path):
     committed = _outs((REPO / "dvc.lock").read_text())
     reference = headline_values(REPO / "metrics")
     run = subprocess.run(["make", "run"], cwd=repo, env=fresh_shell_env(), capture_output=True, text=True,
-                         timeout=2400)  # about 10 minutes on a 2-core CPU; 20 with oneDNN off
+                         timeout=2400)  # 13.5 minutes on a 2-core AVX2 CPU, 19.5 with oneDNN off
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for stage in ("prepare_pets", "build_cache_pets", "train_segmentation", "train_classifier"):
         assert f"Running stage '{stage}'" in run.stdout  # from scratch: a clone has no DVC cache

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clone, fresh_shell_env
-from tests.readme_session import SHRUNK
+from tests.conftest import SHRUNK, clone, fresh_shell_env
 
 pytestmark = pytest.mark.slow
 SECRET = "fake-secret-Zq81xLw0"

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import clone, fresh_shell_env
-from tests.readme_session import SHRUNK
+from tests.conftest import SHRUNK, clone, fresh_shell_env
 from visionflow.sweep import grid
 
 

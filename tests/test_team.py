@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUCKET, REPO, clone, fresh_shell_env
-from tests.readme_session import SHRUNK
+from tests.conftest import BUCKET, REPO, SHRUNK, clone, fresh_shell_env
 
 TIMINGS = REPO / "build" / "team_timings.json"
 
