@@ -54,11 +54,14 @@ sweep: setup
 	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(DATA_SETTINGS) $(GRID) $(TARGETS)
 
+# The tests run on TEST_WORKERS processes (pytest-xdist), each test file on one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 test: setup
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra $(PYTEST_PARALLEL)
 
 test-fast: setup
-	$(BIN)/python -m pytest -ra -m "not slow"
+	$(BIN)/python -m pytest -ra -m "not slow" $(PYTEST_PARALLEL)
 
 metrics: setup
 	$(BIN)/dvc metrics show

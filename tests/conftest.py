@@ -40,6 +40,29 @@ _keras_home()
 import visionflow  # noqa: E402,F401  (its TensorFlow settings, before any test imports TensorFlow)
 
 
+# `make test` runs the suite on TEST_WORKERS processes (pytest-xdist, `--dist loadgroup`). Each test file is one
+# group, so its module fixtures (servers, clones, trained models) are built once, on one worker; the files that
+# read the README's run share its group, so it runs once. Groups are handed out longest first (durations measured
+# on a 2-core CPU), so the last ones are short and the workers finish together.
+SHARED_GROUPS = {"tests/test_mlflow_runs.py": "tests/test_readme.py"}
+LONGEST_FIRST = ("tests/test_readme.py", "tests/test_reproduce.py", "tests/test_sweep.py", "tests/test_server.py",
+                 "tests/test_run_real.py", "tests/test_team.py", "tests/test_stages.py", "tests/test_resume.py",
+                 "tests/test_bench.py")
+
+
+def group_of(item: pytest.Item) -> str:
+    path = item.nodeid.split("::")[0]
+    return SHARED_GROUPS.get(path, path)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order within a rank
+
+
 def require_shared(*parts: str) -> Path:
     """Path under ../shared; skips on a user's machine where it is absent, fails under CI."""
     path = SHARED.joinpath(*parts)
