@@ -56,7 +56,7 @@ sweep: setup
 
 # The tests run on TEST_WORKERS processes (pytest-xdist), each test file on one of them (tests/conftest.py).
 TEST_WORKERS ?= 2
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --no-loadscope-reorder
 test: setup
 	$(BIN)/python -m pytest -ra $(PYTEST_PARALLEL)
 

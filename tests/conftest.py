@@ -40,27 +40,37 @@ _keras_home()
 import visionflow  # noqa: E402,F401  (its TensorFlow settings, before any test imports TensorFlow)
 
 
-# `make test` runs the suite on TEST_WORKERS processes (pytest-xdist, `--dist loadgroup`). Each test file is one
-# group, so its module fixtures (servers, clones, trained models) are built once, on one worker; the files that
-# read the README's run share its group, so it runs once. Groups are handed out longest first (durations measured
-# on a 2-core CPU), so the last ones are short and the workers finish together.
+# `make test` runs the suite on TEST_WORKERS processes (pytest-xdist). Each test file is one unit of work, so its
+# module fixtures (servers, clones, trained models) are built once, on one worker; the files that read the README's
+# run share a unit, so it runs once. Units are handed out longest first (durations measured on a 2-core CPU), so
+# the last ones are short and the workers finish together.
 SHARED_GROUPS = {"tests/test_mlflow_runs.py": "tests/test_readme.py"}
 LONGEST_FIRST = ("tests/test_readme.py", "tests/test_reproduce.py", "tests/test_sweep.py", "tests/test_server.py",
                  "tests/test_run_real.py", "tests/test_team.py", "tests/test_stages.py", "tests/test_resume.py",
                  "tests/test_bench.py")
 
 
-def group_of(item: pytest.Item) -> str:
-    path = item.nodeid.split("::")[0]
+def group_of(nodeid: str) -> str:
+    """The unit of work of a test: its file, or the file whose fixtures it shares."""
+    path = nodeid.split("::")[0]
     return SHARED_GROUPS.get(path, path)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {group: i for i, group in enumerate(LONGEST_FIRST)}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group_of(item)))
-    items.sort(key=lambda item: rank.get(group_of(item), len(rank)))  # stable: file order within a rank
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))  # stable: file order within a rank
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    # xdist 3.8's `--dist loadgroup` groups by renaming node ids, which pytest 9 no longer reads: its marks group nothing.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return FileGroups(config, log)
 
 
 def require_shared(*parts: str) -> Path:
