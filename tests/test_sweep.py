@@ -33,42 +33,34 @@ def make_sweep(tmp_path, *variables: str) -> tuple[Path, subprocess.CompletedPro
 
 
 @pytest.mark.slow
-def test_make_sweep_runs_every_point_and_fold_and_reports_mean_and_std(tmp_path):
-    repo, run = make_sweep(tmp_path, "SWEEP=t", "GRID=-S segmentation.learning_rate=0.001,0.003")
-    assert "queued 4 experiments: 2 grid point(s) x 2 folds" in run.stdout
-    assert "sweep: 4/4 experiments done" in run.stdout
+def test_make_sweep_runs_every_point_seed_and_fold_and_pools_each_points_runs(tmp_path):
+    repo, run = make_sweep(tmp_path, "SEEDS=1,2", "SWEEP=t", "GRID=-S segmentation.learning_rate=0.001,0.003")
+    assert "queued 8 experiments: 2 grid point(s) x 2 seeds x 2 folds" in run.stdout
+    assert "sweep: 8/8 experiments done" in run.stdout
+    assert "(mean +- std over 2 folds x 2 seeds (1,2);" in run.stdout
     table = [line for line in run.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| segmentation.learning_rate | segmentation.mean_iou |")
     assert "classifier" not in table[0] and "detection" not in table[0]  # stages the targets did not run
     assert [row.split(" | ")[0] for row in table[1:]] == ["| 0.001", "| 0.003"]
     assert all(" +- " in row for row in table[1:])
-    summary = pd.read_csv(repo / "reports" / "sweep-t.csv", header=[0, 1], index_col=0)
-    assert len(summary) == 2 and not summary.isna().any().any()
-    listed = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp list --name-only"], cwd=repo,
-                            env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(listed) == ["t-0-f0", "t-0-f1", "t-1-f0", "t-1-f1"]
 
-
-@pytest.mark.slow
-def test_make_sweep_with_seeds_repeats_the_folds_per_seed_and_pools_them(tmp_path):
-    repo, run = make_sweep(tmp_path, "SEEDS=1,2", "SWEEP=r")
-    assert "queued 4 experiments: 1 grid point(s) x 2 seeds x 2 folds" in run.stdout
-    assert "(mean +- std over 2 folds x 2 seeds (1,2);" in run.stdout
     shown = subprocess.run(["bash", "-c", "source .venv/bin/activate && dvc exp show --json"], cwd=repo,
                            env=fresh_shell_env(), capture_output=True, text=True, check=True).stdout
     runs = {}
     for exp in (exp for rev in json.loads(shown) for exp in rev["experiments"] or []):
         data = exp["revs"][0]["data"]
         params = data["params"]["params.yaml"]["data"]
-        runs[exp["name"]] = (params["seed"], params["data"]["fold"],
+        runs[exp["name"]] = (params["segmentation"]["learning_rate"], params["seed"], params["data"]["fold"],
                              data["metrics"]["metrics/segmentation.json"]["data"]["mean_iou"])
-    assert {name: run[:2] for name, run in runs.items()} == {
-        "r-0-s1-f0": (1, 0), "r-0-s1-f1": (1, 1), "r-0-s2-f0": (2, 0), "r-0-s2-f1": (2, 1)}
-    summary = pd.read_csv(repo / "reports" / "sweep-r.csv", header=[0, 1], index_col=0)
-    ious = [run[2] for run in runs.values()]
-    assert len(summary) == 1  # one row: both seeds' folds pooled, not a row per seed
-    assert summary[("segmentation.mean_iou", "mean")].iloc[0] == pytest.approx(np.mean(ious))
-    assert summary[("segmentation.mean_iou", "std")].iloc[0] == pytest.approx(np.std(ious, ddof=1))
+    assert {name: run[:3] for name, run in runs.items()} == {
+        f"t-{i}-s{seed}-f{fold}": (rate, seed, fold)
+        for i, rate in enumerate((0.001, 0.003)) for seed in (1, 2) for fold in (0, 1)}
+    summary = pd.read_csv(repo / "reports" / "sweep-t.csv", header=[0, 1], index_col=0)
+    assert len(summary) == 2 and not summary.isna().any().any()  # a row per point: its seeds' folds pooled
+    for row, rate in enumerate((0.001, 0.003)):
+        ious = [run[3] for run in runs.values() if run[0] == rate]
+        assert summary[("segmentation.mean_iou", "mean")].iloc[row] == pytest.approx(np.mean(ious))
+        assert summary[("segmentation.mean_iou", "std")].iloc[row] == pytest.approx(np.std(ious, ddof=1))
 
 
 @pytest.mark.parametrize("text, problem", [("42,x", "comma-separated whole numbers"), ("7,7", "each seed once"),
