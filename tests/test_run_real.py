@@ -11,7 +11,9 @@ import yaml
 
 from tests.conftest import SHARED, clone, fresh_shell_env, require_shared
 
-SHORT = "-S segmentation.epochs=3 -S classifier.epochs=2 -S detection.num_images=6"
+# Short runs: few epochs, 128-px inputs (the ImageNet weights exist for 96 to 224 px), few detection canvases.
+SHORT = ("-S segmentation.epochs=3 -S classifier.epochs=2 -S detection.num_images=6 -S segmentation.image_size=128 "
+         "-S classifier.image_size=128")
 
 
 def _make(repo, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
