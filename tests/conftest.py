@@ -45,9 +45,9 @@ import visionflow  # noqa: E402,F401  (its TensorFlow settings, before any test 
 # run share a unit, so it runs once. Units are handed out longest first (durations measured on a 2-core CPU), so
 # the last ones are short and the workers finish together.
 SHARED_GROUPS = {"tests/test_mlflow_runs.py": "tests/test_readme.py"}
-LONGEST_FIRST = ("tests/test_readme.py", "tests/test_reproduce.py", "tests/test_sweep.py", "tests/test_server.py",
-                 "tests/test_run_real.py", "tests/test_team.py", "tests/test_stages.py", "tests/test_resume.py",
-                 "tests/test_bench.py")
+LONGEST_FIRST = ("tests/test_reproduce.py", "tests/test_sweep.py", "tests/test_readme.py", "tests/test_server.py",
+                 "tests/test_run_real.py", "tests/test_distribute.py", "tests/test_team.py",
+                 "tests/test_checkpoints.py", "tests/test_stages.py", "tests/test_resume.py")
 
 
 def group_of(nodeid: str) -> str:
