@@ -54,7 +54,8 @@ sweep: setup
 	@$(BIN)/python -m visionflow.sweep $(SETTINGS) -n $(SWEEP) --folds $(FOLDS) $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(DATA_SETTINGS) $(GRID) $(TARGETS)
 
-# The tests run on TEST_WORKERS processes (pytest-xdist), each test file on one of them (tests/conftest.py).
+# The tests run on TEST_WORKERS processes (pytest-xdist), each test file on one of them, the longest first
+# (tests/conftest.py; --no-loadscope-reorder keeps that order).
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --no-loadscope-reorder
 test: setup

@@ -63,7 +63,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    # xdist 3.8's `--dist loadgroup` groups by renaming node ids, which pytest 9 no longer reads: its marks group nothing.
+    # Whatever `--dist` says, with `-n`. Not xdist's `--dist loadgroup`: xdist 3.8 groups by renaming node ids, which
+    # pytest 9 no longer reads, so its marks group nothing.
     from xdist.scheduler import LoadScopeScheduling
 
     class FileGroups(LoadScopeScheduling):
