@@ -98,3 +98,14 @@ def test_a_sweep_whose_experiments_wrote_no_metrics_says_so(tmp_path, monkeypatc
     monkeypatch.setattr(sweep, "_metrics_at", lambda rev: {})
     with pytest.raises(ValueError, match="no experiment of 2 changed a headline metrics file against 1234567"):
         sweep.summarise([("s-0-f0", {}, 0), ("s-0-f1", {}, 1)], "1234567890", tmp_path / "out.csv")
+
+
+def test_without_seeds_each_point_and_fold_is_queued_once_under_a_name_without_a_seed(monkeypatch, capsys):
+    from visionflow import sweep
+
+    queued = []
+    monkeypatch.setattr(sweep.subprocess, "run", lambda argv, **kw: queued.append(argv[argv.index("-n") + 1]))
+    names = [exp for exp, _, _ in sweep.queue(Path("configs/real.yaml"), "t", 2,
+                                               ["-S", "segmentation.learning_rate=0.001,0.003"])]
+    assert names == queued == ["t-0-f0", "t-0-f1", "t-1-f0", "t-1-f1"]
+    assert "queued 4 experiments: 2 grid point(s) x 2 folds" in capsys.readouterr().out
