@@ -145,6 +145,7 @@ def test_config_is_frozen():
         ({"classifier": {"head_init": "linear_probe"}}, "classifier", "head_init: linear_probe needs classifier.backbone"),
         ({"classifier": {"head_init": "probe"}}, "classifier.head_init", "linear_probe"),
         ({"classifier": {"probe_c": 0}}, "classifier.probe_c", "greater than 0"),
+        ({"classifier": {"head_refit": True}}, "classifier", "head_refit: true needs classifier.backbone"),
         ({"classifier": {"backbone": "mobilenet_v2", "encoder": {"trainable": False}, "epochs": 3,
                          "fine_tune": {"epochs": 4}, "head_init": "linear_probe"}}, "classifier",
          "must be at most classifier.epochs (3)"),

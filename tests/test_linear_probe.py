@@ -121,3 +121,23 @@ def test_a_crashed_probe_run_resumes_to_the_uninterrupted_model(flowers_cache, s
     for a, b in zip(reference.weights, resumed.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
     assert history.round(6).equals(ref_history.round(6)) and list(history["epoch"]) == [1, 2]
+
+
+def test_head_refit_fits_the_head_again_on_the_trained_backbone(flowers_cache, small_params, capsys):
+    """classifier.head_refit: the run trains as without it; then only the head's Dense layer changes, to the
+    regression fitted on the trained backbone's features (what fit_linear_probe gives on the trained model)."""
+    from visionflow.classifier_training import fit_linear_probe, train_classifier
+
+    _, plain = _probe_params(small_params)
+    _, refit = _probe_params(small_params, head_refit=True)
+    expected, _ = train_classifier(flowers_cache, plain)
+    capsys.readouterr()
+    trained_dense = [np.asarray(w).copy() for w in expected.get_layer("head").layers[-1].weights]
+    fit_linear_probe(expected, flowers_cache, plain, None)
+    model, history = train_classifier(flowers_cache, refit)
+    assert list(history["epoch"]) == [1, 2]
+    assert "classifier.head_refit fitted on 20 training examples" in capsys.readouterr().out
+    for a, b in zip(expected.weights, model.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    refitted = model.get_layer("head").layers[-1].weights
+    assert not np.allclose(trained_dense[0], np.asarray(refitted[0]))  # the refit moved the trained head

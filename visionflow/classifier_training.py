@@ -51,12 +51,16 @@ def probe_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return features.mean(axis=0), np.maximum(std, 1e-3 * max(float(std.mean()), 1e-12))
 
 
-def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, windows: TrainingWindows | None) -> None:
+def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, windows: TrainingWindows | None,
+                     setting: str = "classifier.head_init: linear_probe") -> None:
     """classifier.head_init: linear_probe. Fit the head's last layer as a multinomial logistic regression with L2
     penalty 1/classifier.probe_c (scikit-learn, L-BFGS, to convergence) of the backbone's pooled features of the
     un-augmented training split (and `windows`), then write it into the layer: the first half of LP-FT (Kumar et al.,
     "Fine-Tuning can Distort Pretrained Features", ICLR 2022). The features are standardised per channel for the
     fit; the scaling is folded into the layer's kernel and bias, so the model keeps its architecture.
+
+    classifier.head_refit calls it again after training, on the trained backbone; `setting` names the caller in
+    its messages.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -75,7 +79,7 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
     dense = head.layers[-1]
     kernel, bias = dense.get_weights()
     if len(np.unique(labels)) != kernel.shape[1]:
-        raise ConfigError(f"classifier.head_init: linear_probe: the training split has {len(np.unique(labels))} of the "
+        raise ConfigError(f"{setting}: the training split has {len(np.unique(labels))} of the "
                           f"head's {kernel.shape[1]} classes; every class needs training images")
     mean, scale = probe_standardisation(features)
     standardised = (features - mean) / scale
@@ -84,7 +88,7 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
     weights = probe.coef_ / scale  # (classes, channels)
     dense.set_weights([weights.T.astype(kernel.dtype), (probe.intercept_ - weights @ mean).astype(bias.dtype)])
     accuracy = float((probe.predict(standardised) == labels).mean())
-    print(f"classifier.head_init: linear_probe fitted on {len(labels)} training examples in {probe.n_iter_[0]} "
+    print(f"{setting} fitted on {len(labels)} training examples in {probe.n_iter_[0]} "
           f"L-BFGS iterations (training accuracy {accuracy:.3f})", flush=True)
 
 
@@ -149,4 +153,6 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
                              lambda fine_tuning: compile_classifier(trainer, cfg, fine_tuning, steps,
                                                                     jit_compile=params.train.jit_compile),
                              lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+        if cfg.head_refit:  # after the last epoch, so a resumed run refits as an uninterrupted one
+            fit_linear_probe(model, cache_dir, params, windows, "classifier.head_refit")
     return model, history

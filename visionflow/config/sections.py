@@ -201,6 +201,7 @@ class ClassifierConfig:
     cutmix_alpha: Annotated[float, Field(ge=0.0, le=100.0)]  # 0: none; else CutMix's Beta(a, a) (augment.mixup)
     head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
+    head_refit: bool  # the head's Dense is fitted again, as the probe, on the trained backbone's features
     windows: WindowsConfig
     lr_schedule: Literal["constant", "cosine"]
     weight_ema: Annotated[float, Field(ge=0.0, lt=1.0)]  # 0: none; else the saved weights are this moving average
@@ -235,6 +236,9 @@ class ClassifierConfig:
         if self.head_init == "linear_probe" and self.backbone != "mobilenet_v2":
             raise ValueError("head_init: linear_probe needs classifier.backbone: mobilenet_v2 (pooled features and "
                              "a linear head); set head_init: random for small_cnn")
+        if self.head_refit and self.backbone != "mobilenet_v2":
+            raise ValueError("head_refit: true needs classifier.backbone: mobilenet_v2 (pooled features and a linear "
+                             "head); set head_refit: false for small_cnn")
         return _check_fine_tune(self, "classifier", whole_run=self.head_init == "linear_probe")
 
 
