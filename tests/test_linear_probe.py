@@ -107,12 +107,13 @@ def test_every_epoch_can_fine_tune_from_the_probe(flowers_cache, small_params, c
     assert "linear_probe fitted on 20 training examples" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("fine_tune_epochs", [2, 1])  # phase two only; a phase one of 1 epoch, then phase two
+# phase two only; a phase one of 1 epoch, then phase two; WiSE-FT, whose probe start a resumed run fits again
+@pytest.mark.parametrize("fine_tune_epochs, wise_alpha", [(2, 1.0), (1, 1.0), (2, 0.25)])
 def test_a_crashed_probe_run_resumes_to_the_uninterrupted_model(flowers_cache, small_params, tmp_path,
-                                                                fine_tune_epochs):
+                                                                fine_tune_epochs, wise_alpha):
     from visionflow.classifier_training import train_classifier
 
-    raw, params = _probe_params(small_params, fine_tune_epochs=fine_tune_epochs)
+    raw, params = _probe_params(small_params, fine_tune_epochs=fine_tune_epochs, wise_alpha=wise_alpha)
     reference, ref_history = train_classifier(flowers_cache, params)
     folder = backup_dir("train_classifier", raw, [flowers_cache], root=tmp_path / "ckpt")
     with pytest.raises(_Crash):
@@ -141,3 +142,29 @@ def test_head_refit_fits_the_head_again_on_the_trained_backbone(flowers_cache, s
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6, err_msg=a.path)
     refitted = model.get_layer("head").layers[-1].weights
     assert not np.allclose(trained_dense[0], np.asarray(refitted[0]))  # the refit moved the trained head
+
+
+def test_wise_alpha_interpolates_between_the_probe_start_and_the_trained_weights(flowers_cache, small_params, capsys):
+    """classifier.wise_alpha: the run trains as without it; then every float weight (batchnorm statistics too)
+    is (1 - alpha) x its value at the probe start + alpha x its trained value."""
+    import keras
+
+    from visionflow.classifier_training import train_classifier
+
+    class StartWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = self.model.get_weights()  # the probe start: fine_tune.epochs == epochs, one fit
+
+    start = StartWeights()
+    _, plain = _probe_params(small_params)
+    trained, _ = train_classifier(flowers_cache, plain, callbacks=[start])
+    capsys.readouterr()
+    model, history = train_classifier(flowers_cache, _probe_params(small_params, wise_alpha=0.25)[1])
+    assert list(history["epoch"]) == [1, 2]
+    assert "weights set to 0.75 x the probe start + 0.25 x the trained ones" in capsys.readouterr().out
+    moved = 0
+    for s, t, w in zip(start.weights, trained.get_weights(), model.get_weights(), strict=True):
+        expected = 0.75 * s + 0.25 * t if np.issubdtype(t.dtype, np.floating) else t
+        np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(s, t)
+    assert moved  # training moved some weights (the fine-tuned blocks, the head): the check above is not trivial

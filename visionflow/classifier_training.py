@@ -92,6 +92,16 @@ def fit_linear_probe(model: keras.Model, cache_dir: Path, params: Params, window
           f"L-BFGS iterations (training accuracy {accuracy:.3f})", flush=True)
 
 
+def interpolate_weights(model: keras.Model, start: list[np.ndarray], alpha: float) -> None:
+    """classifier.wise_alpha: WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022). Every
+    floating-point weight of `model`, batchnorm statistics included, becomes (1 - alpha) x its `start` value + alpha
+    x its current one; integer state (random-layer seeds) keeps its current value."""
+    model.set_weights([(1 - alpha) * s + alpha * w if np.issubdtype(w.dtype, np.floating) else w
+                       for s, w in zip(start, model.get_weights(), strict=True)])
+    print(f"classifier.wise_alpha: weights set to {1 - alpha:g} x the probe start + {alpha:g} x the trained ones",
+          flush=True)
+
+
 def classifier_inputs(cache_dir: Path, params: Params, start_epoch: int = 0, windows: TrainingWindows | None = None,
                       batch_size: int | None = None):
     """(train, val, steps_per_epoch) batches of (image, label) of `batch_size` (default classifier.batch_size);
@@ -142,8 +152,11 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
         model = distribute.synchronize_batchnorm(
             build_classifier(cfg, num_classes=len(classes), augmentation=augmentation,
                              background=cfg.windows.has_background), params.train)
-        if cfg.head_init == "linear_probe" and not (backup and backup.start_epoch):  # a resumed run reloads it
-            fit_linear_probe(model, cache_dir, params, windows)
+        start = None  # the probe start's weights, which classifier.wise_alpha interpolates from
+        if cfg.head_init == "linear_probe" and (cfg.wise_alpha < 1 or not (backup and backup.start_epoch)):
+            fit_linear_probe(model, cache_dir, params, windows)  # a resumed run reloads it, unless WiSE-FT needs it
+            if cfg.wise_alpha < 1:
+                start = model.get_weights()
         steps = steps_per_epoch(cache_dir, batch, 0 if windows is None else len(windows.labels))
         # classifier.sam_rho: the same graph and weights, trained with SAM's step; the classifier is what is saved.
         trainer = model
@@ -153,6 +166,8 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
                              lambda fine_tuning: compile_classifier(trainer, cfg, fine_tuning, steps,
                                                                     jit_compile=params.train.jit_compile),
                              lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
+        if start is not None:
+            interpolate_weights(model, start, cfg.wise_alpha)
         if cfg.head_refit:  # after the last epoch, so a resumed run refits as an uninterrupted one
             fit_linear_probe(model, cache_dir, params, windows, "classifier.head_refit")
     return model, history

@@ -202,6 +202,7 @@ class ClassifierConfig:
     head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     head_refit: bool  # the head's Dense is fitted again, as the probe, on the trained backbone's features
+    wise_alpha: Annotated[float, Field(gt=0.0, le=1.0)]  # 1: the trained weights; else WiSE-FT's interpolation
     windows: WindowsConfig
     lr_schedule: Literal["constant", "cosine"]
     weight_ema: Annotated[float, Field(ge=0.0, lt=1.0)]  # 0: none; else the saved weights are this moving average
@@ -239,6 +240,9 @@ class ClassifierConfig:
         if self.head_refit and self.backbone != "mobilenet_v2":
             raise ValueError("head_refit: true needs classifier.backbone: mobilenet_v2 (pooled features and a linear "
                              "head); set head_refit: false for small_cnn")
+        if self.wise_alpha < 1 and self.head_init != "linear_probe":
+            raise ValueError(f"wise_alpha: {self.wise_alpha:g} needs classifier.head_init: linear_probe (the probe "
+                             "start to interpolate from); set wise_alpha: 1.0 for a random head")
         return _check_fine_tune(self, "classifier", whole_run=self.head_init == "linear_probe")
 
 
