@@ -109,3 +109,20 @@ def test_without_seeds_each_point_and_fold_is_queued_once_under_a_name_without_a
                                                ["-S", "segmentation.learning_rate=0.001,0.003"])]
     assert names == queued == ["t-0-f0", "t-0-f1", "t-1-f0", "t-1-f1"]
     assert "queued 4 experiments: 2 grid point(s) x 2 folds" in capsys.readouterr().out
+
+
+def test_a_sweep_with_failed_experiments_summarises_the_rest_and_says_how_many(monkeypatch, capsys):
+    from visionflow import sweep
+
+    queued = [(f"s-0-s{seed}-f{fold}", {}, fold) for seed in (1, 2) for fold in (0, 1)]
+    monkeypatch.setattr(sweep, "queue", lambda *a, **k: queued)
+    monkeypatch.setattr(sweep, "run_queue", lambda names: ["s-0-s2-f0", "s-0-s2-f1"])
+    summarised = []
+    monkeypatch.setattr(sweep, "summarise", lambda items, *a: summarised.extend(items) or pd.DataFrame(
+        {("m", "mean"): [0.5], ("m", "std"): [0.1]}, index=pd.Index(["all"], name="setting")))
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main(["configs/real.yaml", "--folds", "2", "--seeds", "1,2", "-n", "s"])
+    assert exit_.value.code == 1 and summarised == queued[:2]
+    out, err = capsys.readouterr()
+    assert "sweep: 2 experiment(s) failed: s-0-s2-f0, s-0-s2-f1" in err
+    assert "(mean +- std over the 2 of 4 experiments (2 folds x 2 seeds (1,2)) that succeeded;" in out

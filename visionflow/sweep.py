@@ -191,8 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     print(markdown(table))
-    repeats = f" x {len(seeds)} seeds ({args.seeds})" if seeds else ""
-    print(f"(mean +- std over {args.folds} folds{repeats}; written to {out})")
+    ran = f"{args.folds} folds" + (f" x {len(seeds)} seeds ({args.seeds})" if seeds else "")
+    if failed:  # the table pools only the experiments that ran
+        ran = f"the {len(succeeded)} of {len(queued)} experiments ({ran}) that succeeded"
+    print(f"(mean +- std over {ran}; written to {out})")
     sys.exit(1 if failed else 0)
 
 
