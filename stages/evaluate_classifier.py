@@ -34,7 +34,8 @@ def main() -> None:
     test = cache.load_split(args.cache, "test").map(lambda ex: (ex["image"], ex["label"]))
     images, truth, probs = classify_batches(model, test.batch(params.classifier.batch_size), keep=args.examples,
                                             flip=params.evaluation.test_time_flip,
-                                            crops=params.evaluation.classifier_crops)
+                                            crops=params.evaluation.classifier_crops,
+                                            scales=params.evaluation.classifier_scales)
     # Every test image is a flower: the prediction is the best flower class, what background scored aside;
     # how often background outscored every flower (a window detection would have dropped) is reported apart.
     metrics, pred, background = classifier_metrics(truth, probs, names)

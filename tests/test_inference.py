@@ -65,5 +65,51 @@ def test_classifier_crops_average_the_softmax_of_each_central_crop():
 
 
 def test_classifier_crops_refuse_a_per_pixel_model():
-    with pytest.raises(ValueError, match=r"crops \[1.0, 0.875\]: test-time crops average one score per image"):
+    with pytest.raises(ValueError, match=r"crops \[1.0, 0.875\], scales \[1.0\]: test-time crops and scales average"):
         predict_probabilities(_pixelwise(3), np.zeros((1, 4, 4, 3), np.float32), crops=(1.0, 0.875))
+
+
+def _border_counting_classifier(size: int) -> keras.Model:
+    # Backbone: a 3x3 all-ones convolution with zero padding, so on an all-ones image a pixel scores 27 inside,
+    # 18 on an edge and 12 in a corner: the pooled score rises with the side. Head: pooling, then logits
+    # (0.1 x the pooled score, 0). Built as build_classifier's models are: sub-models "backbone" and "head".
+    image = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(1, 3, padding="same", use_bias=False, kernel_initializer="ones")
+    backbone = keras.Model(image, conv(image), name="backbone")
+    features = keras.Input((size, size, 1))
+    dense = keras.layers.Dense(2, kernel_initializer=keras.initializers.Constant([[0.1, 0.0]]))
+    head = keras.Model(features, dense(keras.layers.Dropout(0.5)(keras.layers.GlobalAveragePooling2D()(features))),
+                       name="head")
+    inputs = keras.Input((size, size, 3))
+    return keras.Model(inputs, head(backbone(inputs)), name="classifier")
+
+
+def _pooled_border_score(side: int) -> float:
+    inner = side - 2
+    return (27 * inner**2 + 18 * 4 * inner + 12 * 4) / side**2
+
+
+def test_classifier_scales_average_the_softmax_of_each_scaled_image():
+    def p0(side):  # softmax of (0.1 x pooled score, 0), first class
+        return 1 / (1 + np.exp(-0.1 * _pooled_border_score(side)))
+
+    images = np.ones((2, 8, 8, 3), np.float32)
+    model = _border_counting_classifier(8)
+    plain = predict_probabilities(model, images, flip=True)
+    np.testing.assert_allclose(plain[:, 0], p0(8), rtol=1e-5)
+    # scale 4: 8 x 4 = 32 px; scale 8: 64 px (sides are multiples of 32)
+    averaged = predict_probabilities(model, images, flip=True, scales=(1.0, 4.0, 8.0))
+    np.testing.assert_allclose(averaged[:, 0], (p0(8) + p0(32) + p0(64)) / 3, rtol=1e-5)
+    _, _, batches = classify_batches(model, batched(zip(images, np.arange(2)), 2), scales=(4.0,))
+    np.testing.assert_allclose(batches[:, 0], p0(32), rtol=1e-5)
+
+
+def test_classifier_scales_refuse_a_head_that_flattens():
+    image = keras.Input((None, None, 3))
+    backbone = keras.Model(image, keras.layers.Identity()(image), name="backbone")
+    features = keras.Input((8, 8, 3))
+    head = keras.Model(features, keras.layers.Dense(2)(keras.layers.Flatten()(features)), name="head")
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, head(backbone(inputs)))
+    with pytest.raises(ValueError, match=r"scales \[1.0, 4.0\]: the head of model .* flattens a feature map"):
+        predict_probabilities(model, np.zeros((1, 8, 8, 3), np.float32), scales=(1.0, 4.0))

@@ -274,8 +274,8 @@ def test_offline_copies_are_written_into_the_cache(pets_run, tmp_path):
 
 
 def test_evaluate_classifier_hands_its_test_time_params_to_the_inference_loop(flowers_run, tmp_path, monkeypatch):
-    """The stage passes evaluation.test_time_flip and classifier_crops on: tests of predict_probabilities alone
-    cannot see a stage that drops them (the scores would silently be the photo alone's)."""
+    """The stage passes evaluation.test_time_flip, classifier_crops and classifier_scales on: tests of
+    predict_probabilities alone cannot see a stage that drops them (the scores would silently be the photo alone's)."""
     import inspect
 
     import stages.evaluate_classifier as evaluate
@@ -283,13 +283,14 @@ def test_evaluate_classifier_hands_its_test_time_params_to_the_inference_loop(fl
 
     w, _ = flowers_run
     raw = yaml.safe_load((w / "params_flowers.yaml").read_text())
-    raw["evaluation"].update(test_time_flip=True, classifier_crops=[1.0, 0.5])
+    raw["evaluation"].update(test_time_flip=True, classifier_crops=[1.0, 0.5], classifier_scales=[1.0, 1.5])
+    raw["classifier"].update(backbone="mobilenet_v2")  # what classifier_scales needs; the model is the small CNN
     params = write_params(raw, tmp_path / "params.yaml")
     real, calls = inference.classify_batches, []
 
     def spy(*args, **kwargs):
-        calls.append(inspect.signature(real).bind(*args, **kwargs).arguments)
-        return real(*args, **kwargs)
+        calls.append(dict(inspect.signature(real).bind(*args, **kwargs).arguments))
+        return real(*args, **{**kwargs, "scales": (1.0,)})  # the small CNN's head takes one feature map size
 
     monkeypatch.setattr(inference, "classify_batches", spy)
     monkeypatch.setenv("VISIONFLOW_TRACKING", "off")
@@ -299,4 +300,5 @@ def test_evaluate_classifier_hands_its_test_time_params_to_the_inference_loop(fl
         "--confusion", str(tmp_path / "c.csv"), "--figure-dir", str(tmp_path / "figures")])
     evaluate.main()
     assert len(calls) == 1 and calls[0]["flip"] is True and list(calls[0]["crops"]) == [1.0, 0.5]
+    assert list(calls[0]["scales"]) == [1.0, 1.5]
     assert json.loads((tmp_path / "m.json").read_text())["per_class"]  # the stage ran to its metrics

@@ -29,11 +29,12 @@ from visionflow.config.sections import (
     SyntheticConfig,
     TrainConfig,
     WindowsConfig,
+    scaled_side,
 )
 
 __all__ = [
     "AugmentConfig", "ClassifierConfig", "ConfigError", "DataConfig", "DetectionConfig", "EncoderConfig",
     "EvaluationConfig", "FineTuneConfig", "Params", "SegmentationConfig", "SplitFractions", "SyntheticConfig",
     "SHIPPED_PARAMS", "TrainConfig", "WindowsConfig", "flatten", "load_params", "merge", "parse_params",
-    "shipped_params", "to_dict",
+    "scaled_side", "shipped_params", "to_dict",
 ]

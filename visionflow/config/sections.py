@@ -264,12 +264,28 @@ class EvaluationConfig:
     # The classifier's test-time crops: central squares of these fractions of the side, each resized back to the
     # input size; its softmax is averaged over them (and their mirrors with test_time_flip). (1.0,): the image.
     classifier_crops: Annotated[tuple[Annotated[float, Field(gt=0.0, le=1.0)], ...], Field(min_length=1)]
+    # The classifier's test scales: the image resized to these multiples of classifier.image_size (scaled_side),
+    # through the backbone and pooling head; its softmax is averaged over them. (1.0,): the input size alone.
+    classifier_scales: Annotated[tuple[Annotated[float, Field(gt=0.0, le=4.0)], ...], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _distinct_crops(self):
-        if len(set(self.classifier_crops)) != len(self.classifier_crops):
-            raise ValueError(f"classifier_crops {list(self.classifier_crops)} repeats a crop; list each once")
+        for name in ("classifier_crops", "classifier_scales"):
+            values = list(getattr(self, name))
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} {values} repeats a {name.split('_')[1][:-1]}; list each once")
         return self
+
+
+SCALE_STRIDE = 32  # evaluation.classifier_scales: sides are multiples of MobileNetV2's output stride
+
+
+def scaled_side(image_size: int, scale: float) -> int:
+    """The input side of test scale `scale`: image_size at 1, else image_size x scale rounded to a multiple of
+    SCALE_STRIDE."""
+    if scale == 1.0:
+        return image_size
+    return max(SCALE_STRIDE, SCALE_STRIDE * round(image_size * scale / SCALE_STRIDE))
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -328,6 +344,19 @@ class Params:
                 f"detection: the window (classifier.image_size={self.classifier.image_size}) is larger than the "
                 f"upscaled image (detection.canvas_size * detection.upscale = {upscaled}); raise "
                 "detection.upscale or detection.canvas_size, or lower classifier.image_size"
+            )
+        scales = list(self.evaluation.classifier_scales)
+        if scales != [1.0] and self.classifier.backbone != "mobilenet_v2":
+            raise ValueError(
+                f"evaluation.classifier_scales: {scales} needs classifier.backbone: mobilenet_v2 (the "
+                f"{self.classifier.backbone} head flattens a feature map of one size); set classifier_scales: [1.0]"
+            )
+        sides = [scaled_side(self.classifier.image_size, scale) for scale in scales]
+        if len(set(sides)) != len(sides):
+            raise ValueError(
+                f"evaluation.classifier_scales: {scales} give the sides {sides} at classifier.image_size "
+                f"{self.classifier.image_size} (rounded to a multiple of {SCALE_STRIDE}); list scales whose sides "
+                "differ"
             )
         if self.classifier.sam_rho > 0 and self.train.distribution != "none":
             raise ValueError(
