@@ -60,9 +60,9 @@ def _scaled(model: keras.Model, scales: Sequence[float]) -> list[Callable]:
     from visionflow.config import scaled_side
     from visionflow.models.classifier import split_classifier
 
-    size = input_size(model)
     if tuple(scales) == (1.0,):
         return [model.predict_on_batch]
+    size = input_size(model)
     backbone, head = split_classifier(model)
     if any(isinstance(layer, keras.layers.Flatten) for layer in head.layers):
         raise ValueError(f"scales {list(scales)}: the head of model {model.name} flattens a feature map of one size "

@@ -269,7 +269,7 @@ class EvaluationConfig:
     classifier_scales: Annotated[tuple[Annotated[float, Field(gt=0.0, le=4.0)], ...], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _distinct_crops(self):
+    def _distinct(self):
         for name in ("classifier_crops", "classifier_scales"):
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
