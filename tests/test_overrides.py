@@ -37,7 +37,7 @@ WINNING = {"data": {"flowers_split": {"train": 0.89, "val": 0.01, "test": 0.1}},
            "segmentation": {"image_size": 224, "dice_weight": 1.0, "epochs": 20},
            "classifier": {"image_size": 224, "epochs": 20, "encoder": {"trainable": True}, "head_init": "linear_probe",
                           "probe_c": 0.01, "head_refit": True, "learning_rate": 0.0002},
-           "evaluation": {"test_time_flip": True}}
+           "evaluation": {"test_time_flip": True, "classifier_scales": [1.0, 1.15, 1.3]}}
 
 
 def test_shipped_real_settings_are_the_base_plus_what_won():
