@@ -178,7 +178,7 @@ def test_config_is_frozen():
         ({"evaluation": {"classifier_scales": [1.0, 1.5]}}, "evaluation.classifier_scales",
          "[1.0, 1.5] needs classifier.backbone: mobilenet_v2 (the small_cnn head flattens"),
         ({"classifier": {"backbone": "mobilenet_v2", "image_size": 224},
-          "evaluation": {"classifier_scales": [1.0, 1.15, 1.2]}}, "evaluation.classifier_scales",
+          "evaluation": {"classifier_scales": [1.0, 1.15, 1.16]}}, "evaluation.classifier_scales",
          "give the sides [224, 256, 256] at classifier.image_size 224"),
         ({"classifier": {"windows": {"canvases": -1}}}, "classifier.windows.canvases", "greater than or equal to 0"),
         ({"classifier": {"windows": {"partial_iou": 0.6}}}, "classifier.windows", "must be below object_iou (0.6)"),

@@ -97,7 +97,7 @@ def test_classifier_scales_average_the_softmax_of_each_scaled_image():
     model = _border_counting_classifier(8)
     plain = predict_probabilities(model, images, flip=True)
     np.testing.assert_allclose(plain[:, 0], p0(8), rtol=1e-5)
-    # scale 4: 8 x 4 = 32 px; scale 8: 64 px (sides are multiples of 32)
+    # scale 4: 8 x 4 = 32 px; scale 8: 64 px (sides are multiples of 16)
     averaged = predict_probabilities(model, images, flip=True, scales=(1.0, 4.0, 8.0))
     np.testing.assert_allclose(averaged[:, 0], (p0(8) + p0(32) + p0(64)) / 3, rtol=1e-5)
     _, _, batches = classify_batches(model, batched(zip(images, np.arange(2)), 2), scales=(4.0,))

@@ -47,3 +47,19 @@ def test_shipped_real_settings_are_the_base_plus_what_won():
     real = parse_params(merge(base, yaml.safe_load((REPO / "configs/real.yaml").read_text())))
     start = merge(base, yaml.safe_load((REPO / "configs/real-base.yaml").read_text()))
     assert parse_params(merge(start, WINNING)) == real
+
+
+@pytest.mark.parametrize("size, sides", [(224, [224, 256, 288]), (160, [160, 192, 208]), (128, [128, 144, 160]),
+                                         (96, [96, 112, 128])])
+def test_shipped_test_scales_hold_at_smaller_classifier_inputs(size, sides):
+    """configs/real.yaml's classifier_scales at 224 px are the sides the README's sweeps scored, and a smaller
+    classifier.image_size (`-S classifier.image_size=128`, as the short real-data test runs) still gives three
+    distinct sides rather than a refused setting."""
+    import yaml
+
+    from visionflow.config import scaled_side
+
+    base = to_dict(load_params(REPO / "params.yaml"))
+    real = merge(base, yaml.safe_load((REPO / "configs/real.yaml").read_text()))
+    params = parse_params(merge(real, {"classifier": {"image_size": size}}))
+    assert [scaled_side(size, scale) for scale in params.evaluation.classifier_scales] == sides

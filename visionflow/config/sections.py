@@ -277,15 +277,17 @@ class EvaluationConfig:
         return self
 
 
-SCALE_STRIDE = 32  # evaluation.classifier_scales: sides are multiples of MobileNetV2's output stride
+# evaluation.classifier_scales: scaled sides are multiples of this, so that 1.15 and 1.3 of 224 px are the common
+# 256 and 288, and 1.15 and 1.3 of 128 px still differ (144 and 160; multiples of 32 would make both 160)
+SCALE_STEP = 16
 
 
 def scaled_side(image_size: int, scale: float) -> int:
     """The input side of test scale `scale`: image_size at 1, else image_size x scale rounded to a multiple of
-    SCALE_STRIDE."""
+    SCALE_STEP."""
     if scale == 1.0:
         return image_size
-    return max(SCALE_STRIDE, SCALE_STRIDE * round(image_size * scale / SCALE_STRIDE))
+    return max(SCALE_STEP, SCALE_STEP * round(image_size * scale / SCALE_STEP))
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -355,7 +357,7 @@ class Params:
         if len(set(sides)) != len(sides):
             raise ValueError(
                 f"evaluation.classifier_scales: {scales} give the sides {sides} at classifier.image_size "
-                f"{self.classifier.image_size} (rounded to a multiple of {SCALE_STRIDE}); list scales whose sides "
+                f"{self.classifier.image_size} (rounded to a multiple of {SCALE_STEP}); list scales whose sides "
                 "differ"
             )
         if self.classifier.sam_rho > 0 and self.train.distribution != "none":
