@@ -168,3 +168,53 @@ def test_wise_alpha_interpolates_between_the_probe_start_and_the_trained_weights
         np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
         moved += not np.allclose(s, t)
     assert moved  # training moved some weights (the fine-tuned blocks, the head): the check above is not trivial
+
+
+def test_head_refit_pretrained_refits_on_the_trained_and_a_frozen_pretrained_encoder(flowers_cache, small_params,
+                                                                                      imagenet_weights, tmp_path):
+    """classifier.head_refit_pretrained: the run trains as without it; the saved backbone then runs the trained
+    encoder and an untouched copy of the ImageNet one side by side, and the head is the regression fitted on both
+    pooled feature vectors, concatenated. The model saves, loads and scores at several test scales."""
+    from sklearn.linear_model import LogisticRegression
+
+    from visionflow.classifier_training import probe_standardisation, train_classifier
+    from visionflow.config import parse_params
+    from visionflow.inference import load_model, predict_probabilities
+    from visionflow.models.classifier import build_backbone, split_classifier
+    from visionflow.models.saving import save_model
+
+    def imagenet(pretrained):
+        raw, _ = _probe_params(small_params, head_refit=True)
+        raw["classifier"].update(head_refit_pretrained=pretrained)
+        raw["classifier"]["encoder"]["weights"] = "imagenet"
+        return parse_params(raw, source="test")
+
+    plain, both = imagenet(False), imagenet(True)
+    expected, _ = train_classifier(flowers_cache, plain)
+    model, history = train_classifier(flowers_cache, both)
+    assert list(history["epoch"]) == [1, 2]
+    trained_features, labels = _pooled_training_features(expected, flowers_cache)
+    features, _ = _pooled_training_features(model, flowers_cache)
+    channels = trained_features.shape[1]
+    assert features.shape[1] == 2 * channels
+    np.testing.assert_allclose(features[:, :channels], trained_features, rtol=1e-5, atol=1e-5)  # training as before
+    backbone, head = split_classifier(model)
+    pretrained = backbone.get_layer("pretrained_backbone")
+    assert not pretrained.trainable
+    fresh = build_backbone(both.classifier)
+    for a, b in zip(fresh.weights, pretrained.weights, strict=True):  # the encoder as loaded, moving statistics too
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=b.path)
+    trained = backbone.get_layer("trained_backbone")
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(fresh.weights, trained.weights))
+
+    mean, scale = probe_standardisation(features)
+    regression = LogisticRegression(C=1.0, max_iter=10_000).fit((features - mean) / scale, labels)
+    kernel, bias = (w.astype(np.float64) for w in head.layers[-1].get_weights())
+    np.testing.assert_allclose(features @ kernel + bias, regression.decision_function((features - mean) / scale),
+                               rtol=1e-3, atol=1e-3)
+
+    save_model(model, tmp_path / "classifier.keras")
+    loaded = load_model(tmp_path / "classifier.keras")
+    images = np.random.default_rng(0).random((3, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(predict_probabilities(loaded, images, True, scales=(1.0, 2.0)),
+                               predict_probabilities(model, images, True, scales=(1.0, 2.0)), rtol=1e-5, atol=1e-6)

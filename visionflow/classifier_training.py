@@ -135,7 +135,7 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
     background windows (classifier.windows) the model has one output more, "background" (models.classifier).
     """
     from visionflow.augment import build_model_augmentation
-    from visionflow.models.classifier import build_classifier, compile_classifier
+    from visionflow.models.classifier import beside_pretrained, build_backbone, build_classifier, compile_classifier
     from visionflow.models.sam import SharpnessAware
 
     strategy = distribute.make_strategy(params.train)
@@ -168,6 +168,8 @@ def train_classifier(cache_dir: Path, params: Params, callbacks: Sequence[keras.
                              lambda: model.get_layer("backbone").get_layer("mobilenet_v2"), callbacks, backup)
         if start is not None:
             interpolate_weights(model, start, cfg.wise_alpha)
+        if cfg.head_refit_pretrained:  # the encoder as loaded, beside the trained one (models.classifier)
+            model = beside_pretrained(model, build_backbone(cfg), cfg)
         if cfg.head_refit:  # after the last epoch, so a resumed run refits as an uninterrupted one
             fit_linear_probe(model, cache_dir, params, windows, "classifier.head_refit")
     return model, history

@@ -202,6 +202,7 @@ class ClassifierConfig:
     head_init: Literal["random", "linear_probe"]  # linear_probe: the head's Dense is fitted before training (LP-FT)
     probe_c: Annotated[float, Field(gt=0.0, le=1e6)]  # the probe's inverse L2 strength (standardised features)
     head_refit: bool  # the head's Dense is fitted again, as the probe, on the trained backbone's features
+    head_refit_pretrained: bool  # the refit also reads a frozen copy of the pretrained encoder (models.classifier)
     wise_alpha: Annotated[float, Field(gt=0.0, le=1.0)]  # 1: the trained weights; else WiSE-FT's interpolation
     windows: WindowsConfig
     lr_schedule: Literal["constant", "cosine"]
@@ -240,6 +241,12 @@ class ClassifierConfig:
         if self.head_refit and self.backbone != "mobilenet_v2":
             raise ValueError("head_refit: true needs classifier.backbone: mobilenet_v2 (pooled features and a linear "
                              "head); set head_refit: false for small_cnn")
+        if self.head_refit_pretrained and not self.head_refit:
+            raise ValueError("head_refit_pretrained: true needs classifier.head_refit: true (the refit is what reads "
+                             "the pretrained copy's features); set head_refit: true, or head_refit_pretrained: false")
+        if self.head_refit_pretrained and self.encoder.weights is None:
+            raise ValueError("head_refit_pretrained: true needs classifier.encoder.weights: imagenet (a pretrained "
+                             "encoder to keep a copy of); set head_refit_pretrained: false for a random encoder")
         if self.wise_alpha < 1 and self.head_init != "linear_probe":
             raise ValueError(f"wise_alpha: {self.wise_alpha:g} needs classifier.head_init: linear_probe (the probe "
                              "start to interpolate from); set wise_alpha: 1.0 for a random head")

@@ -97,6 +97,28 @@ def build_classifier(
     return keras.Model(inputs, logits, name="classifier")
 
 
+def beside_pretrained(model: keras.Model, pretrained: keras.Model, cfg: ClassifierConfig) -> keras.Model:
+    """classifier.head_refit_pretrained: `model` (a build_classifier classifier, trained) with a new backbone that
+    runs its trained one and `pretrained` (build_backbone's encoder as loaded, before any training), frozen, side by
+    side: their feature maps concatenated on channels, (B, H/32, W/32, 2C). The new head is build_head's for that
+    map, its Dense untrained (head_refit fits it); the rest of the graph (the augmentation) is kept, and the
+    result still splits into "backbone" and "head" (split_classifier), so evaluation and detection use it as is."""
+    trained, head = split_classifier(model)
+    trained.name, pretrained.name = "trained_backbone", "pretrained_backbone"
+    pretrained.trainable = False
+    image = keras.Input((None, None, 3), name="image")
+    both = layers.Concatenate(name="trained_and_pretrained")([trained(image), pretrained(image)])
+    backbone = keras.Model(image, both, name="backbone")
+    size = cfg.image_size
+    background = has_background(model)
+    new_head = build_head(cfg, tuple(backbone.compute_output_shape((None, size, size, 3))[1:]),
+                          head.output_shape[-1] - int(background), background)
+    x = inputs = keras.Input(model.input_shape[1:], name="image")
+    for layer in model.layers[1:]:  # input -> [augmentation] -> backbone -> head (build_classifier's chain)
+        x = (backbone if layer is trained else new_head if layer is head else layer)(x)
+    return keras.Model(inputs, x, name=model.name)
+
+
 def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
     """The model's top-level layers by name (a missing one is `None` through .get, where get_layer raises)."""
     return {layer.name: layer for layer in model.layers}
