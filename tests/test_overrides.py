@@ -36,7 +36,8 @@ def test_invalid_settings_file_is_refused(tmp_path):
 WINNING = {"data": {"flowers_split": {"train": 0.89, "val": 0.01, "test": 0.1}},
            "segmentation": {"image_size": 224, "dice_weight": 1.0, "epochs": 20},
            "classifier": {"image_size": 224, "epochs": 20, "encoder": {"trainable": True}, "head_init": "linear_probe",
-                          "probe_c": 0.01, "head_refit": True, "learning_rate": 0.0002},
+                          "probe_c": 0.01, "head_refit": True, "head_refit_pretrained": True,
+                          "learning_rate": 0.0002},
            "evaluation": {"test_time_flip": True, "classifier_scales": [1.0, 1.15, 1.3]}}
 
 
