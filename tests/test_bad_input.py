@@ -266,7 +266,8 @@ def test_make_run_real_gives_dvc_the_folders_digests_so_a_changed_file_reruns_pr
     pets, flowers = repo.parent / "pets", repo.parent / "flowers" / "flower_photos"
 
     def queued() -> str:
-        no_weights = "-S segmentation.encoder.weights=null -S classifier.encoder.weights=null"
+        no_weights = ("-S segmentation.encoder.weights=null -S classifier.encoder.weights=null "
+                      "-S classifier.head_refit_pretrained=false")  # no ImageNet encoder to keep a copy of
         result = subprocess.run(["make", "run-real", f"PETS_DIR={pets}", f"FLOWERS_DIR={flowers}",
                                  f"EXTRA=--queue {no_weights}"], cwd=repo, env=fresh_shell_env(),
                                 capture_output=True, text=True, timeout=300)
